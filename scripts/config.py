@@ -1,0 +1,306 @@
+"""Settings, decided once at the edge: the only module that reads the environment.
+
+`.env` in the working directory is loaded through python-dotenv when present; the real
+environment wins. Every invalid value is collected and reported together, then the process
+exits with status 2 (`load_settings_or_exit`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from psycopg.conninfo import conninfo_to_dict
+
+from scripts.currencies import KNOWN_CURRENCIES, CurrencySpec, currency_spec
+
+EXIT_CONFIG_ERROR = 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PLACEHOLDER_PASSWORDS = frozenset({"", "changeme", "change-me", "password", "postgres", "admin"})
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """Every problem found in the environment, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    currencies: tuple[CurrencySpec, ...]  # CURRENCY (one) or CURRENCIES (list)
+    deribit_ws_url: str = "wss://www.deribit.com/ws/api/v2"
+    deribit_rest_url: str = "https://www.deribit.com/api/v2"
+    deribit_history_url: str = "https://history.deribit.com/api/v2"
+    top_n_instruments: int = 0  # 0 = the whole chain
+    log_level: str = "INFO"
+    collector_name: str = ""
+    # real-time collector
+    orderbook_snapshot_interval_s: float = 300.0
+    orderbook_depth: int = 10
+    heartbeat_interval_s: int = 10
+    data_watchdog_s: float = 30.0
+    ws_channels_per_connection: int = 2000
+    ws_max_connections: int = 4
+    instrument_reconcile_interval_s: float = 600.0
+    trade_repair_max_age_s: float = 86400.0
+    # REST credits: this process's share of Deribit's 10,000 credits/s (500 per request)
+    rest_requests_per_s: float = 5.0
+    rest_burst: int = 20
+    # writer
+    flush_interval_ms: int = 1000
+    flush_max_rows: int = 5000
+    writer_max_buffered_rows: int = 200_000
+    drain_deadline_s: float = 20.0
+    spool_dir: str = "./spool"
+    spool_max_bytes: int = 1 << 30
+    # health
+    health_max_flush_age_s: float = 120.0
+    # REST collectors
+    ohlcv_poll_interval_s: float = 60.0
+    greeks_poll_interval_s: float = 3600.0
+    index_poll_interval_s: float = 60.0
+    funding_poll_interval_s: float = 600.0
+    funding_backfill_hours: float = 48.0
+    # schema
+    grafana_db_user: str = "grafana_reader"
+    grafana_db_password: str | None = None
+    retention_days: int = 0  # 0 = keep forever
+    stale_after_s: float = 900.0
+    # simulation clock "wall_start:sim_start:speed" (tests and benchmark only)
+    sim_clock: str = ""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def currency(self) -> CurrencySpec:
+        """The one currency of a per-currency collector (the first when several are set)."""
+        return self.currencies[0]
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with every secret replaced, for a start-up log line."""
+        from scripts.logs import mask_secrets
+
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "secrets":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "currencies":
+                value = ",".join(c.code for c in value)
+            elif f.name == "grafana_db_password":
+                value = None if value is None else "***"
+            elif isinstance(value, str):
+                value = mask_secrets(value, self.secrets)
+            out[f.name] = value
+        return out
+
+
+class _Reader:
+    """Reads typed values from an environment mapping, collecting every problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def parse(self, name: str, default: T, convert: Callable[[str], T], rule: str) -> T:
+        text = self.raw(name)
+        if text is None:
+            return default
+        try:
+            return convert(text)
+        except (ValueError, KeyError) as exc:
+            detail = str(exc.args[0]) if isinstance(exc, KeyError) else rule
+            self.problems.append(f"{name}={text!r}: {detail}")
+            return default
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        def convert(text: str) -> float:
+            value = float(text)
+            if not value >= minimum or value != value or value in (float("inf"),):
+                raise ValueError
+            return value
+
+        return self.parse(name, default, convert, f"must be a number >= {minimum:g}")
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        def convert(text: str) -> int:
+            value = int(text)
+            if value < minimum:
+                raise ValueError
+            return value
+
+        return self.parse(name, default, convert, f"must be a whole number >= {minimum}")
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        def convert(text: str) -> str:
+            if not re.match(rf"^({'|'.join(schemes)})://[^/\s]+", text):
+                raise ValueError
+            return text.rstrip("/")
+
+        return self.parse(name, default, convert, f"must be a URL starting with {'/'.join(schemes)}://")
+
+
+def _database_url(reader: _Reader, required: bool) -> tuple[str, list[str]]:
+    text = reader.raw("DATABASE_URL")
+    if text is None:
+        if required:
+            reader.problems.append(
+                "DATABASE_URL is not set: e.g. postgresql://chaintape:<password>@timescaledb:5432/chaintape"
+            )
+        return "", []
+    try:
+        parts = conninfo_to_dict(text)
+    except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason
+        masked = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", text)
+        reader.problems.append(f"DATABASE_URL={masked!r} is malformed: {str(exc).strip()}")
+        return "", []
+    is_url = "://" in text
+    if is_url and not re.match(r"^postgres(ql)?://", text):
+        reader.problems.append("DATABASE_URL must start with postgresql:// (or postgres://)")
+    password = parts.get("password")
+    return text, [str(password)] if password else []
+
+
+def _currencies(reader: _Reader, need: str) -> tuple[CurrencySpec, ...]:
+    raw = reader.raw("CURRENCIES") if need == "many" else None
+    source = "CURRENCIES"
+    if raw is None:
+        raw = reader.raw("CURRENCY")
+        source = "CURRENCY"
+    if raw is None and need == "many":
+        raw, source = "BTC,ETH", "CURRENCIES"
+    if raw is None:
+        if need == "one":
+            known = ", ".join(KNOWN_CURRENCIES)
+            reader.problems.append(f"CURRENCY is not set: one of {known}")
+        return ()
+    specs: list[CurrencySpec] = []
+    for code in (c for c in raw.split(",") if c.strip()):
+        try:
+            spec = currency_spec(code)
+        except KeyError as exc:
+            reader.problems.append(f"{source}: {exc.args[0]}")
+            continue
+        if spec not in specs:
+            specs.append(spec)
+    if not specs and not any("unknown currency" in p for p in reader.problems):
+        reader.problems.append(f"{source}={raw!r} names no currency")
+    return tuple(specs)
+
+
+def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
+    """Loads `.env` without overriding the real environment."""
+    from dotenv import load_dotenv
+
+    if Path(path).is_file():
+        load_dotenv(path, override=False)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    need_currency: str = "one",
+    need_database: bool = True,
+) -> Settings:
+    """Reads settings; raises ConfigError listing every problem.
+
+    need_currency: "one" (CURRENCY required), "many" (CURRENCIES, default BTC,ETH), "any"
+    (CURRENCY/CURRENCIES optional, e.g. for migrate or healthcheck).
+    """
+    if env is None:
+        load_dotenv_file()
+        env = os.environ
+    r = _Reader(env)
+    database_url, secrets = _database_url(r, need_database)
+    currencies = _currencies(r, need_currency)
+    log_level = r.parse(
+        "LOG_LEVEL", "INFO", lambda t: _one_of(t.upper(), LOG_LEVELS), f"must be one of {', '.join(LOG_LEVELS)}"
+    )
+    grafana_password = r.raw("GRAFANA_DB_PASSWORD")
+    if grafana_password:
+        secrets.append(grafana_password)
+    defaults = Settings(database_url="", currencies=())
+    settings = Settings(
+        database_url=database_url,
+        currencies=currencies,
+        deribit_ws_url=r.url("DERIBIT_WS_URL", defaults.deribit_ws_url, ("wss", "ws")),
+        deribit_rest_url=r.url("DERIBIT_REST_URL", defaults.deribit_rest_url, ("https", "http")),
+        deribit_history_url=r.url("DERIBIT_HISTORY_URL", defaults.deribit_history_url, ("https", "http")),
+        top_n_instruments=r.integer("TOP_N_INSTRUMENTS", 0),
+        log_level=log_level,
+        collector_name=r.raw("COLLECTOR_NAME") or "",
+        orderbook_snapshot_interval_s=r.number("ORDERBOOK_SNAPSHOT_INTERVAL_S", 300.0, minimum=0.001),
+        orderbook_depth=r.integer("ORDERBOOK_DEPTH", 10, minimum=1),
+        heartbeat_interval_s=r.integer("HEARTBEAT_INTERVAL_S", 10, minimum=10),
+        data_watchdog_s=r.number("DATA_WATCHDOG_S", 30.0, minimum=0.1),
+        ws_channels_per_connection=r.integer("WS_CHANNELS_PER_CONNECTION", 2000, minimum=1),
+        ws_max_connections=r.integer("WS_MAX_CONNECTIONS", 4, minimum=1),
+        instrument_reconcile_interval_s=r.number("INSTRUMENT_RECONCILE_INTERVAL_S", 600.0, minimum=0.001),
+        trade_repair_max_age_s=r.number("TRADE_REPAIR_MAX_AGE_S", 86400.0, minimum=0.0),
+        rest_requests_per_s=r.number("REST_REQUESTS_PER_S", 5.0, minimum=0.01),
+        rest_burst=r.integer("REST_BURST", 20, minimum=1),
+        flush_interval_ms=r.integer("FLUSH_INTERVAL_MS", 1000, minimum=1),
+        flush_max_rows=r.integer("FLUSH_MAX_ROWS", 5000, minimum=1),
+        writer_max_buffered_rows=r.integer("WRITER_MAX_BUFFERED_ROWS", 200_000, minimum=1),
+        drain_deadline_s=r.number("DRAIN_DEADLINE_S", 20.0, minimum=0.1),
+        spool_dir=r.raw("SPOOL_DIR") or "./spool",
+        spool_max_bytes=r.integer("SPOOL_MAX_BYTES", 1 << 30, minimum=0),
+        health_max_flush_age_s=r.number("HEALTH_MAX_FLUSH_AGE_S", 120.0, minimum=1.0),
+        ohlcv_poll_interval_s=r.number("OHLCV_POLL_INTERVAL_S", 60.0, minimum=0.001),
+        greeks_poll_interval_s=r.number("GREEKS_POLL_INTERVAL_S", 3600.0, minimum=0.001),
+        index_poll_interval_s=r.number("INDEX_POLL_INTERVAL_S", 60.0, minimum=0.001),
+        funding_poll_interval_s=r.number("FUNDING_POLL_INTERVAL_S", 600.0, minimum=0.001),
+        funding_backfill_hours=r.number("FUNDING_BACKFILL_HOURS", 48.0),
+        grafana_db_user=r.parse(
+            "GRAFANA_DB_USER", "grafana_reader", _identifier, "must be a lower-case SQL identifier"
+        ),
+        grafana_db_password=grafana_password,
+        retention_days=r.integer("RETENTION_DAYS", 0),
+        stale_after_s=r.number("STALE_AFTER_S", 900.0, minimum=1.0),
+        sim_clock=r.parse("SIM_CLOCK", "", _sim_clock, "must be wall_start:sim_start:speed"),
+        secrets=tuple(secrets),
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError
+    return value
+
+
+def _identifier(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise ValueError
+    return value
+
+
+def _sim_clock(value: str) -> str:
+    wall, sim, speed = (float(p) for p in value.split(":"))
+    if speed <= 0 or wall <= 0 or sim <= 0:
+        raise ValueError
+    return value
+
+
+def load_settings_or_exit(**kwargs: Any) -> Settings:
+    """load_settings for an entry point: on a bad environment, one message and exit 2."""
+    try:
+        return load_settings(**kwargs)
+    except ConfigError as exc:
+        print(f"chaintape: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG_ERROR) from None
