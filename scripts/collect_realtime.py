@@ -1,0 +1,30 @@
+"""`python -m scripts.collect_realtime`: the REST collector of bars, greeks and indices.
+
+Polls, for every currency in CURRENCIES (default BTC,ETH), the 1-minute bars of perpetuals and
+futures, option bars with IV, hourly greeks of every live option, and the price index and DVOL;
+see `scripts/collectors/rest_realtime.py` for the schedule and its request budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from scripts.collectors.rest_realtime import RealtimeRest
+from scripts.collectors.rest_service import RestService
+from scripts.config import load_settings_or_exit
+from scripts.logs import setup_logging
+from scripts.runtime import run_service
+
+
+def main() -> int:
+    settings = load_settings_or_exit(need_currency="many")
+    setup_logging(settings.log_level, settings.secrets)
+
+    async def service(stop: asyncio.Event) -> int:
+        return await RestService(settings, "rest", RealtimeRest(stop).build).run(stop)
+
+    return run_service(service)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

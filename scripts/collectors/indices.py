@@ -1,0 +1,157 @@
+"""`index_prices`: each currency's price index and, for BTC and ETH, DVOL.
+
+Every `INDEX_POLL_INTERVAL_S`: `get_index_price(index_name)` gives the index now (kind "price";
+the reply has no time of its own, so the row takes the server's `usOut`), and
+`get_volatility_index_data(resolution=60)` gives the closed 1-minute DVOL candles since the
+newest stored one (kind "dvol", the candle's close), paged with `continuation`. A restart reads
+the DVOL minutes it missed, back to `max_lookback_s`; price-index values of that time are lost
+(Deribit has no per-minute index history by REST).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from scripts.clock import Clock
+from scripts.collectors.bars import MINUTE_MS, dt_ms, last_closed_minute_ms
+from scripts.collectors.rest_catalog import RowSink, now_utc
+from scripts.currencies import CurrencySpec
+from scripts.deribit.rest import DeribitRestClient, DeribitRestError
+from scripts.logs import OncePerKey
+from scripts.models import IndexPriceRow
+from scripts.normalize.common import MalformedMessage
+from scripts.normalize.indices import KIND_DVOL, parse_price_index, parse_volatility_index_data
+from scripts.storage.tables import INDEX_PRICES
+
+log = logging.getLogger(__name__)
+
+DVOL_RESOLUTION = "60"  # seconds
+# DVOL candles are stored one minute late: rows are never updated (ON CONFLICT DO NOTHING), and a
+# candle read just after its minute may not hold the minute's last samples yet.
+DVOL_SETTLE_MS = 60_000
+MAX_PAGES = 100
+
+
+async def fetch_dvol(
+    rest: DeribitRestClient, spec: CurrencySpec, start_ms: int, end_ms: int, received_at: datetime
+) -> list[IndexPriceRow]:
+    """DVOL 1-minute closes of the candles starting in [start, end], following `continuation`."""
+    rows: list[IndexPriceRow] = []
+    end = end_ms + MINUTE_MS - 1  # to the end of the last candle, so its close is final
+    for _ in range(MAX_PAGES):
+        result: dict[str, Any] = await rest.get_volatility_index_data(
+            spec.api_currency, start_ms, end, DVOL_RESOLUTION
+        )
+        rows += parse_volatility_index_data(
+            result, index_name=spec.index_name, currency=spec.code, received_at=received_at
+        )
+        nxt = result.get("continuation")
+        if not isinstance(nxt, int) or nxt >= end or nxt < start_ms:
+            break
+        end = nxt
+    seen: set[datetime] = set()
+    out = []
+    for row in sorted(rows, key=lambda r: r.timestamp):
+        ms = dt_ms(row.timestamp)
+        if start_ms <= ms <= end_ms and row.timestamp not in seen:
+            seen.add(row.timestamp)
+            out.append(row)
+    return out
+
+
+class IndexPoller:
+    """Price index and DVOL of several currencies."""
+
+    def __init__(
+        self,
+        rest: DeribitRestClient,
+        sink: RowSink,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        clock: Clock,
+        currencies: tuple[CurrencySpec, ...],
+        *,
+        max_lookback_s: float = 86_400.0,
+    ) -> None:
+        self.rest = rest
+        self.sink = sink
+        self.pool = pool
+        self.clock = clock
+        self.currencies = currencies
+        self.max_lookback_ms = int(max_lookback_s * 1000)
+        self.dvol_cursor_ms: dict[str, int] = {}
+        self.rows_written = 0
+        self.rejected = 0
+        self._once = OncePerKey(log)
+
+    async def load_cursors(self) -> None:
+        async with self.pool.connection() as conn:
+            for spec in self.currencies:
+                if not spec.has_dvol:
+                    continue
+                cur = await conn.execute(
+                    "SELECT max(timestamp) FROM index_prices WHERE index_name = %s AND kind = %s",
+                    (spec.index_name, KIND_DVOL),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] is not None:
+                    self.dvol_cursor_ms[spec.code] = dt_ms(row[0])
+
+    async def poll(self, _deadline: float | None = None) -> None:
+        for spec in self.currencies:
+            await self._price(spec)
+            if spec.has_dvol:
+                await self._dvol(spec)
+
+    async def _price(self, spec: CurrencySpec) -> None:
+        try:
+            result = await self.rest.get_index_price(spec.index_name)
+            server_ms = result.get("_server_time_ms", self.clock.now_ms())
+            row = parse_price_index(
+                {
+                    "index_name": spec.index_name,
+                    "price": result.get("index_price"),
+                    "timestamp": server_ms,
+                },
+                currency=spec.code,
+                received_at=now_utc(self.clock),
+            )
+        except DeribitRestError as exc:
+            self._once.warning(f"index:{exc.code}", "index %s: %s", spec.index_name, exc)
+            return
+        except MalformedMessage as exc:
+            self.rejected += 1
+            self._once.warning("index-bad", "index %s: bad reply: %s", spec.index_name, exc)
+            return
+        self.sink.add(INDEX_PRICES, None, row)
+        self.rows_written += 1
+
+    async def _dvol(self, spec: CurrencySpec) -> None:
+        end = last_closed_minute_ms(self.clock.now_ms()) - DVOL_SETTLE_MS
+        cursor = self.dvol_cursor_ms.get(spec.code)
+        start = (
+            end - self.max_lookback_ms
+            if cursor is None
+            else max(cursor + MINUTE_MS, end - self.max_lookback_ms)
+        )
+        if start > end:
+            return
+        try:
+            rows = await fetch_dvol(self.rest, spec, start, end, now_utc(self.clock))
+        except DeribitRestError as exc:
+            self._once.warning(f"dvol:{exc.code}", "DVOL %s: %s", spec.index_name, exc)
+            return
+        except MalformedMessage as exc:
+            self.rejected += 1
+            self._once.warning("dvol-bad", "DVOL %s: bad reply: %s", spec.index_name, exc)
+            return
+        for row in rows:
+            self.sink.add(INDEX_PRICES, None, row)
+            self.rows_written += 1
+            self.dvol_cursor_ms[spec.code] = max(
+                self.dvol_cursor_ms.get(spec.code, 0), dt_ms(row.timestamp)
+            )

@@ -1,0 +1,320 @@
+"""The real-time option-chain collector of one currency (ws_tick_collector_multi).
+
+Channels (WebSocket, unauthenticated, hence `100ms` and not `raw`) and what they feed:
+
+- `quote.{option}`, one per followed option -> `{cur}_option_quotes`: one row per best
+  bid/ask change (`best_bid_price`, `best_bid_amount`, `best_ask_price`, `best_ask_amount`),
+  with `mark_iv` and `mark_price` from the option's latest `markprice.options` point.
+- `markprice.options.{index}`, one for the chain -> the `mark_iv` (converted from a fraction
+  to percent) and `mark_price` attached to the quote rows above.
+- `ticker.{option}.{interval}` (not subscribed; handled when present, e.g. in a replay) ->
+  `{cur}_option_quotes` with `bid_iv`, `ask_iv`, `mark_iv`, `mark_price`, `underlying_price`.
+- `trades.option.{api_currency}.100ms` (SOL: `trades.option.USDC.100ms`, filtered on the
+  `SOL_USDC-` prefix) -> `{cur}_option_trades`, repaired through REST after any loss.
+- `instrument.state.option.{api_currency}` and `instrument.creation.option.{api_currency}`
+  -> `instruments`; listings are subscribed, expiries dropped.
+- REST `get_order_book(depth=ORDERBOOK_DEPTH)` per option every
+  ORDERBOOK_SNAPSHOT_INTERVAL_S -> `{cur}_option_orderbook_depth`.
+- REST `get_last_trades_by_currency_and_time` / `get_last_trades_by_instrument` -> missed
+  trades, and `data_gaps` rows.
+
+Quotes are per instrument, not 100 ms tickers: `quote.*` is sent on every best bid/ask change
+(complete) and is small, where a ticker per option every 100 ms would be ten times the
+traffic for greeks the REST greeks poller already stores hourly.
+
+Gaps: quotes have no repair path, so every window without a quote stream (a socket down, the
+collector not running) becomes a `data_gaps` row for `{cur}_option_quotes` with
+repaired=False (scope "all", or the socket's name when the chain spans several). Trades are
+repaired (see `trade_repair.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from scripts.clock import Clock
+from scripts.collectors.book_snapshots import BookSnapshotter
+from scripts.collectors.instruments import OptionChain
+from scripts.collectors.rejects import Rejects, channel_of_raw
+from scripts.collectors.router import MessageRouter
+from scripts.collectors.trade_repair import TradeRepairer, TradeWatch, newest_timestamp
+from scripts.config import Settings
+from scripts.deribit import channels as ch
+from scripts.deribit.rest import DeribitRestClient
+from scripts.deribit.ws import DeribitWsClient, subscribe_limiter
+from scripts.deribit.ws_pool import DeribitWsPool
+from scripts.models import GapRow
+from scripts.storage.tables import DATA_GAPS, OPTION_QUOTES, OPTION_TRADES
+from scripts.storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 1.0  # wall seconds between updates of the status details
+TRADE_WINDOW_SLACK_MS = 1000  # a repair window reaches this far past the newest trade seen
+TRADE_WINDOW_SLACK_WALL_S = 0.5  # ... and this much wall time (as market time) past "now"
+
+
+def _dt(market_s: float) -> datetime:
+    return datetime.fromtimestamp(market_s, UTC)
+
+
+class OptionsRealtimeCollector:
+    """Wires the chain, the sockets, the router, the trade repairer and the book snapshots."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        writer: BatchWriter,
+        rest: DeribitRestClient,
+        clock: Clock,
+        client_version: str,
+        subscribe_share: float = 1.0,
+    ) -> None:
+        self.settings = s = settings
+        self.spec = spec = settings.currency
+        self.writer = writer
+        self.rest = rest
+        self.clock = clock
+        self.client_version = client_version
+        self.quotes_table = OPTION_QUOTES.table_name(spec.code)
+        self.trades_table = OPTION_TRADES.table_name(spec.code)
+        self.rejects = Rejects(writer, writer.collector_name)
+        self.watch = TradeWatch()
+        self.repairer = TradeRepairer(
+            spec,
+            rest=rest,
+            writer=writer,
+            clock=clock,
+            watch=self.watch,
+            max_age_s=s.trade_repair_max_age_s,
+        )
+        self.chain = OptionChain(
+            spec,
+            rest=rest,
+            writer=writer,
+            clock=clock,
+            rejects=self.rejects,
+            top_n=s.top_n_instruments,
+            reconcile_interval_s=s.instrument_reconcile_interval_s,
+            on_listed=self._listed,
+            on_delisted=self._delisted,
+        )
+        self.router = MessageRouter(
+            spec,
+            writer=writer,
+            rejects=self.rejects,
+            watch=self.watch,
+            on_trade_holes=self.repairer.request_holes,
+            on_trades_lost=self._trades_lost,
+            on_instrument_state=self.chain.on_state,
+            on_instrument_created=self.chain.on_created,
+        )
+        self.snapshotter = BookSnapshotter(
+            spec,
+            rest=rest,
+            writer=writer,
+            clock=clock,
+            rejects=self.rejects,
+            instruments=lambda: list(self.chain.live),
+            interval_s=s.orderbook_snapshot_interval_s,
+            depth=s.orderbook_depth,
+        )
+        self.subscribe_limiter = subscribe_limiter(clock, subscribe_share)
+        self.pool = DeribitWsPool(
+            self._make_client,
+            channels_per_connection=s.ws_channels_per_connection,
+            max_connections=s.ws_max_connections,
+        )
+        api = spec.api_currency
+        self.trade_channel = ch.trades_by_kind_channel("option", api, "100ms")
+        self.fixed_channels = [
+            self.trade_channel,
+            ch.markprice_channel(spec.index_name),
+            ch.instrument_state_channel("option", api),
+            ch.instrument_creation_channel("option", api),
+        ]
+        self._connected_once: set[str] = set()
+        self._down_since: dict[str, tuple[float, str]] = {}  # socket -> (market s, reason)
+        self._stream_from_ms: int | None = None  # trades after this come from the stream
+        self._start_trades_from_ms: int | None = None
+        self._start_trades_known = False
+        self._not_running_since: datetime | None = None
+        self.started = asyncio.Event()  # the first socket is subscribed (tests wait on it)
+
+    # ---- sockets ------------------------------------------------------------------------------
+    def _make_client(self, name: str) -> DeribitWsClient:
+        s = self.settings
+        return DeribitWsClient(
+            s.deribit_ws_url,
+            on_notification=self.router.on_notification,
+            client_name=f"chaintape-{self.writer.collector_name}",
+            client_version=self.client_version,
+            heartbeat_interval_s=s.heartbeat_interval_s,
+            data_watchdog_s=s.data_watchdog_s,
+            subscribe_limiter=self.subscribe_limiter,
+            clock=self.clock,
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
+            on_malformed=self._on_malformed,
+            name=name,
+        )
+
+    def _scope(self, client: DeribitWsClient) -> str:
+        return "all" if len(self.pool.clients) == 1 else f"socket {client.name}"
+
+    def _on_connect(self, client: DeribitWsClient) -> None:
+        now_s = self.clock.now()
+        now_ms = int(now_s * 1000)
+        first = client.name not in self._connected_once
+        self._connected_once.add(client.name)
+        self.writer.status.set_connected(all(c.connected for c in self.pool.clients))
+        down = self._down_since.pop(client.name, None)
+        if down is not None:
+            self._gap(
+                self.quotes_table,
+                self._scope(client),
+                _dt(down[0]),
+                _dt(now_s),
+                f"websocket down: {down[1]}",
+            )
+        elif first and self._not_running_since is not None and client.name == "ws0":
+            self._gap(
+                self.quotes_table,
+                "all",
+                self._not_running_since,
+                _dt(now_s),
+                "collector was not running",
+            )
+        if self.pool.owner.get(self.trade_channel) is client:
+            end_ms = now_ms + int(self.clock.speed * TRADE_WINDOW_SLACK_WALL_S * 1000)
+            if self._stream_from_ms is None:
+                start = self._start_trades_from_ms
+                if start is not None:
+                    reason = "collector start" if self._start_trades_known else "first start"
+                    self.repairer.request_window(start, end_ms, reason, always_record=True)
+            else:
+                start = self._covered_ms()
+                why = down[1] if down is not None else "reconnect"
+                self.repairer.request_window(
+                    start, end_ms, f"websocket down: {why}", always_record=True
+                )
+            self._stream_from_ms = now_ms
+        self.started.set()
+
+    def _covered_ms(self) -> int:
+        """Every trade up to here was delivered by the stream (or was re-read)."""
+        newest = self.watch.newest_ms
+        base = self._stream_from_ms or self.clock.now_ms()
+        start = newest if newest is not None else base
+        return start - TRADE_WINDOW_SLACK_MS
+
+    def _on_disconnect(self, client: DeribitWsClient, reason: str) -> None:
+        self.writer.status.note_reconnect()
+        self.writer.status.set_connected(False)
+        last = client.last_data_market_s or self.clock.now()
+        self._down_since.setdefault(client.name, (last, reason))
+        if self.pool.owner.get(self.trade_channel) is client:
+            self.watch.forget_sequences()
+
+    def _on_malformed(self, client: DeribitWsClient, raw: bytes | str, reason: str) -> None:
+        received_at = _dt(self.clock.now())
+        self.rejects.malformed_frame(raw, reason, received_at)
+        channel = channel_of_raw(raw)
+        if channel is None or ch.channel_family(channel) in (ch.TRADES_BY_KIND, ch.TRADES):
+            self._trades_lost(f"unreadable frame on {channel or 'an unknown channel'}")
+
+    def _trades_lost(self, reason: str) -> None:
+        end_ms = self.clock.now_ms() + int(self.clock.speed * TRADE_WINDOW_SLACK_WALL_S * 1000)
+        self.repairer.request_window(self._covered_ms(), end_ms, reason)
+
+    def _gap(self, table: str, scope: str, start: datetime, end: datetime, reason: str) -> None:
+        if end <= start:
+            return
+        now = _dt(self.clock.now())
+        self.writer.add(
+            DATA_GAPS,
+            None,
+            GapRow(table, self.spec.code, scope, start, end, reason[:500], False, now),
+        )
+        self.writer.status.note_gap()
+
+    # ---- channels -----------------------------------------------------------------------------
+    def _listed(self, names: list[str]) -> None:
+        self.pool.add_channels(ch.quote_channel(n) for n in names)
+
+    def _delisted(self, names: list[str]) -> None:
+        self.pool.remove_channels(ch.quote_channel(n) for n in names)
+
+    # ---- the run ------------------------------------------------------------------------------
+    async def prepare(self) -> None:
+        """Discovers the chain and reads where the previous run stopped."""
+        s = self.settings
+        newest_trade = await newest_timestamp(s.database_url, self.trades_table)
+        newest_quote = await newest_timestamp(s.database_url, self.quotes_table)
+        now_s = self.clock.now()
+        if newest_trade is not None:
+            self._start_trades_from_ms = int(newest_trade.timestamp() * 1000)
+            self._start_trades_known = True
+        elif s.trade_repair_max_age_s > 0:
+            self._start_trades_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)
+        self._not_running_since = newest_quote
+        names = await self.chain.load()
+        self.pool.add_channels(self.fixed_channels)
+        self._listed(names)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Collects until `stop` is set (the writer is run and drained by the caller)."""
+        await self.prepare()
+        tasks = [
+            asyncio.create_task(self.pool.run(stop), name="ws-pool"),
+            asyncio.create_task(self.repairer.run(stop), name="trade-repair"),
+            asyncio.create_task(self.chain.run(stop), name="instruments"),
+            asyncio.create_task(self.snapshotter.run(stop), name="book-snapshots"),
+            asyncio.create_task(self._status_loop(stop), name="status"),
+        ]
+        try:
+            stopped = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopped and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            stopped.cancel()
+            await asyncio.wait(tasks, timeout=10.0)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.update_status()
+
+    async def _status_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.update_status()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+
+    def update_status(self) -> None:
+        ws = self.pool.stats()
+        details: dict[str, Any] = {
+            "ws": vars(ws),
+            "sockets": len(self.pool.clients),
+            "channels_wanted": len(self.pool.owner),
+            "channels_subscribed": len(self.pool.subscribed),
+            "channels_unassigned": len(self.pool.unassigned),
+            "options_followed": len(self.chain.live),
+            "bad_input": self.rejects.counters(),
+            "trade_repair": {
+                "windows_repaired": self.repairer.windows_repaired,
+                "windows_failed": self.repairer.windows_failed,
+                "trades_recovered": self.repairer.trades_recovered,
+                "rest_pages": self.repairer.rest_pages,
+            },
+            "book_snapshots": self.snapshotter.snapshots,
+        }
+        self.writer.status.details.update(details)

@@ -1,0 +1,91 @@
+"""The real-time collector process: schema, writer (with spool), REST client, collector, stop.
+
+SIGTERM (the `stop` event) stops intake: the sockets close, the repairer and pollers stop;
+then the writer drains to the database, or to the spool, within DRAIN_DEADLINE_S and records
+state 'stopped'. A collector crash stops the process with exit 1 after the same drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from scripts import __version__
+from scripts.clock import Clock, clock_from_spec
+from scripts.collectors.options_realtime import OptionsRealtimeCollector
+from scripts.config import Settings
+from scripts.deribit.limiter import LimiterSet
+from scripts.deribit.rest import DeribitRestClient
+from scripts.runtime import EXIT_FAILURE, EXIT_OK
+from scripts.storage.spool import Spool
+from scripts.storage.status import default_collector_name, status_file_path
+from scripts.storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+async def apply_settings_schema(settings: Settings) -> None:
+    """Creates or updates the tables of the collector's currency (idempotent)."""
+    from scripts.storage.migrate import apply_schema
+
+    await asyncio.to_thread(apply_schema, settings.database_url, settings.currencies)
+
+
+async def run_realtime(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Clock | None = None,
+    apply_schema: bool = True,
+    collector_ready: asyncio.Future[OptionsRealtimeCollector] | None = None,
+) -> int:
+    """Runs the collector of `settings.currency` until `stop`; returns the exit code."""
+    s = settings
+    clock = clock or clock_from_spec(s.sim_clock)
+    name = default_collector_name("ws", s)
+    if apply_schema:
+        await apply_settings_schema(s)
+    spool = Spool(s.spool_dir, max_bytes=s.spool_max_bytes, collector_name=name)
+    writer = BatchWriter(
+        s.database_url,
+        collector_name=name,
+        currency=s.currency.code,
+        version=__version__,
+        flush_interval_ms=s.flush_interval_ms,
+        flush_max_rows=s.flush_max_rows,
+        max_buffered_rows=s.writer_max_buffered_rows,
+        spool=spool,
+        drain_deadline_s=s.drain_deadline_s,
+        status_file=status_file_path(s.spool_dir, name),
+    )
+    limiters = LimiterSet.build(clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst)
+    rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=clock)
+    collector = OptionsRealtimeCollector(
+        s, writer=writer, rest=rest, clock=clock, client_version=__version__
+    )
+    if collector_ready is not None:
+        collector_ready.set_result(collector)
+    writer_stop = asyncio.Event()
+    writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
+    code = EXIT_OK
+    try:
+        collect = asyncio.create_task(collector.run(stop), name=name)
+        await asyncio.wait([collect, writer_task], return_when=asyncio.FIRST_COMPLETED)
+        if writer_task.done() and not collect.done():
+            log.error("%s: the writer stopped unexpectedly; stopping", name)
+            code = EXIT_FAILURE
+            stop.set()
+        try:
+            await collect
+        except Exception:
+            log.exception("%s: the collector failed", name)
+            code = EXIT_FAILURE
+    finally:
+        stop.set()
+        writer_stop.set()  # intake has stopped: drain within DRAIN_DEADLINE_S
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer_task
+        await rest.close()
+        log.info("%s: stopped (exit %d)", name, code)
+    return code

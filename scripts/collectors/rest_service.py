@@ -1,0 +1,143 @@
+"""The frame the REST collectors share: schema, pool, writer, limiter, client, schedules, stop.
+
+`RestService.run(stop)` applies the schema, opens the pool and the writer, lets the collector
+build its schedules, runs them until `stop` is set, then stops intake (a poll in flight gets a
+few seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method
+per simulated hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from scripts import __version__
+from scripts.clock import Clock, clock_from_spec
+from scripts.collectors.schedule import Schedule
+from scripts.config import Settings
+from scripts.deribit.limiter import LimiterSet
+from scripts.deribit.rest import DeribitRestClient
+from scripts.runtime import EXIT_FAILURE, EXIT_OK
+from scripts.storage.pool import open_pool
+from scripts.storage.spool import Spool
+from scripts.storage.status import default_collector_name, status_file_path
+from scripts.storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+POLL_GRACE_S = 5.0  # wall seconds a poll in flight may take to finish after stop
+
+
+@dataclass
+class ServiceParts:
+    settings: Settings
+    clock: Clock
+    pool: AsyncConnectionPool[AsyncConnection[Any]]
+    writer: BatchWriter
+    limiters: LimiterSet
+    rest: DeribitRestClient
+
+
+def calls_per_hour(calls: dict[str, int], market_seconds: float) -> dict[str, float]:
+    """Calls per method per (simulated) hour over `market_seconds` of market time."""
+    hours = max(market_seconds, 1e-9) / 3600.0
+    return {method: round(n / hours, 1) for method, n in sorted(calls.items())}
+
+
+class RestService:
+    """One REST collector process; `build` returns its schedules from the shared parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kind: str,
+        build: Callable[[ServiceParts], Awaitable[list[Schedule]]],
+        *,
+        clock: Clock | None = None,
+        use_spool: bool = True,
+        apply_schema: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.build = build
+        self.clock = clock or clock_from_spec(settings.sim_clock)
+        self.use_spool = use_spool
+        self.apply_schema = apply_schema
+        self.parts: ServiceParts | None = None
+        self.schedules: list[Schedule] = []
+        self.started_at = self.clock.now()
+        self.report: dict[str, float] = {}
+
+    async def run(self, stop: asyncio.Event) -> int:
+        s = self.settings
+        name = default_collector_name(self.kind, s)
+        if self.apply_schema:
+            await apply_settings_schema(s)
+        pool = await open_pool(s.database_url, max_size=4, application_name=f"chaintape-{name}")
+        spool = (
+            Spool(s.spool_dir, max_bytes=s.spool_max_bytes, collector_name=name)
+            if self.use_spool
+            else None
+        )
+        writer = BatchWriter(
+            pool,
+            collector_name=name,
+            currency=None,
+            version=__version__,
+            flush_interval_ms=s.flush_interval_ms,
+            flush_max_rows=s.flush_max_rows,
+            max_buffered_rows=s.writer_max_buffered_rows,
+            spool=spool,
+            drain_deadline_s=s.drain_deadline_s,
+            status_file=status_file_path(s.spool_dir, name) if self.use_spool else None,
+        )
+        limiters = LimiterSet.build(
+            self.clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst
+        )
+        rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=self.clock)
+        self.parts = ServiceParts(s, self.clock, pool, writer, limiters, rest)
+        self.started_at = self.clock.now()
+        writer_stop = asyncio.Event()
+        writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
+        code = EXIT_OK
+        try:
+            self.schedules = await self.build(self.parts)
+            polls = [asyncio.create_task(sch.run(stop), name=sch.name) for sch in self.schedules]
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait([*polls, writer_task, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if writer_task.done() and not stop.is_set():
+                log.error("%s: the writer stopped unexpectedly; stopping", name)
+                code = EXIT_FAILURE
+            stop.set()
+            _, pending = await asyncio.wait([*polls, stopped], timeout=POLL_GRACE_S)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        except Exception:
+            log.exception("%s: failed", name)
+            code = EXIT_FAILURE
+        finally:
+            writer_stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer_task
+            await rest.close()
+            await pool.close()
+            self.report = calls_per_hour(rest.calls, self.clock.now() - self.started_at)
+            log.info("%s: REST calls per simulated hour by method: %s", name, self.report)
+        return code
+
+
+async def apply_settings_schema(settings: Settings) -> None:
+    """Creates or updates the tables of `settings.currencies` (idempotent)."""
+    from scripts.storage.migrate import apply_schema
+
+    await asyncio.to_thread(apply_schema, settings.database_url, settings.currencies)

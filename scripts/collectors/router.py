@@ -1,0 +1,169 @@
+"""Notification -> rows: the real-time collector's dispatch on the channel family.
+
+- `quote.{option}`: a `{cur}_option_quotes` row per frame (every best bid/ask change);
+  `mark_iv` and `mark_price` are the instrument's latest from `markprice.options` (or a
+  ticker).
+- `ticker.{option}.{interval}`: a `{cur}_option_quotes` row with bid/ask/mark IV, mark and
+  underlying price (so a replay of recorded ticker frames lands rows too).
+- `markprice.options.{index}`: no row; updates the latest mark (IV in percent) per option.
+- `trades.option.{api_currency}.{interval}` (and `trades.{option}.{interval}`):
+  `{cur}_option_trades` rows of this currency's options (SOL: the `SOL_USDC-` ones of
+  `USDC`); `trade_seq` holes and refused trades go to the repairer.
+- `instrument.state.option.{api_currency}`: lifecycle events (listings, expiries).
+- `instrument.creation.option.{api_currency}`: the new option's `instruments` row.
+
+Everything that does not parse is handed to `Rejects`; an instrument of another currency
+on a shared channel (USDC) is skipped silently, as it is not ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from scripts.collectors.rejects import Rejects
+from scripts.collectors.trade_repair import SeqHole, TradeWatch
+from scripts.currencies import CurrencySpec
+from scripts.deribit import channels as ch
+from scripts.models import InstrumentRow, QuoteRow
+from scripts.normalize import instruments as ninst
+from scripts.normalize import quotes as nquotes
+from scripts.normalize import tickers as ntickers
+from scripts.normalize import trades as ntrades
+from scripts.normalize.common import MalformedMessage
+from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
+from scripts.storage.writer import BatchWriter
+
+Handler = Callable[[str, Any, datetime], None]
+
+
+class MessageRouter:
+    """Turns one notification into rows for the writer; `on_notification` is the WS callback."""
+
+    def __init__(
+        self,
+        spec: CurrencySpec,
+        *,
+        writer: BatchWriter,
+        rejects: Rejects,
+        watch: TradeWatch,
+        on_trade_holes: Callable[[list[SeqHole]], None] = lambda holes: None,
+        on_trades_lost: Callable[[str], None] = lambda reason: None,
+        on_instrument_state: Callable[[ninst.InstrumentState], None] = lambda s: None,
+        on_instrument_created: Callable[[InstrumentRow], None] = lambda r: None,
+    ) -> None:
+        self.spec = spec
+        self.code = spec.code
+        self.prefix = spec.instrument_prefix
+        self.writer = writer
+        self.rejects = rejects
+        self.watch = watch
+        self.on_trade_holes = on_trade_holes
+        self.on_trades_lost = on_trades_lost
+        self.on_instrument_state = on_instrument_state
+        self.on_instrument_created = on_instrument_created
+        self.marks: dict[
+            str, tuple[float | None, float | None]
+        ] = {}  # name -> (mark_iv, mark_price)
+        self.rows_by_family: dict[str, int] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._by_family: dict[str, Handler] = {
+            ch.QUOTE: self._quote,
+            ch.TICKER: self._ticker,
+            ch.MARKPRICE_OPTIONS: self._markprice,
+            ch.TRADES_BY_KIND: self._trades,
+            ch.TRADES: self._trades,
+            ch.INSTRUMENT_STATE: self._instrument_state,
+            ch.INSTRUMENT_CREATION: self._instrument_created,
+        }
+
+    def on_notification(self, channel: str, data: Any, received_at: datetime) -> None:
+        handler = self._handlers.get(channel)
+        if handler is None:
+            handler = self._by_family.get(ch.channel_family(channel), self._unexpected)
+            self._handlers[channel] = handler
+        self.writer.status.note_messages()
+        try:
+            handler(channel, data, received_at)
+        except MalformedMessage as exc:
+            self.rejects.rejected(channel, exc.reason, data, received_at)
+
+    # ---- quotes -------------------------------------------------------------------------------
+    def _quote(self, channel: str, data: Any, received_at: datetime) -> None:
+        row = nquotes.parse_quote(data, received_at=received_at)
+        self._check_fields("quote", data, channel)
+        mark = self.marks.get(row.instrument_name)
+        if mark is not None:
+            row = row._replace(mark_iv=mark[0], mark_price=mark[1])
+        self._add_quote(row)
+
+    def _ticker(self, channel: str, data: Any, received_at: datetime) -> None:
+        row = nquotes.parse_ticker_quote(data, received_at=received_at)
+        self._check_fields("ticker", data, channel)
+        self.marks[row.instrument_name] = (row.mark_iv, row.mark_price)
+        self._add_quote(row)
+
+    def _add_quote(self, row: QuoteRow) -> None:
+        if not row.instrument_name.startswith(self.prefix):
+            return
+        self.writer.add(OPTION_QUOTES, self.code, row)
+        self.rows_by_family["quote"] = self.rows_by_family.get("quote", 0) + 1
+
+    def _markprice(self, channel: str, data: Any, received_at: datetime) -> None:
+        marks = self.marks
+        for point in ntickers.parse_markprice(data, received_at=received_at):
+            marks[point.instrument_name] = (point.mark_iv, point.mark_price)
+
+    # ---- trades -------------------------------------------------------------------------------
+    def _trades(self, channel: str, data: Any, received_at: datetime) -> None:
+        try:
+            rows, errors = ntrades.parse_trades_tolerant(data, received_at=received_at)
+        except MalformedMessage:
+            self.on_trades_lost(f"unreadable frame on {channel}")
+            raise
+        for err in errors:
+            self.rejects.rejected(channel, err.reason, data, received_at)
+        if errors:  # the refused trades are re-read from REST, where they may be whole
+            self.on_trades_lost(f"refused trade on {channel}")
+        if type(data) is list:
+            for t in data:
+                unknown = ntrades.unknown_fields("trade", t)
+                if unknown:
+                    self.rejects.unknown("trade", unknown, channel)
+        prefix = self.prefix
+        ours = [r for r in rows if r.instrument_name.startswith(prefix)]
+        if not ours:
+            return
+        self.writer.add_many(OPTION_TRADES, self.code, ours)
+        self.rows_by_family["trade"] = self.rows_by_family.get("trade", 0) + len(ours)
+        holes = self.watch.observe(ours)
+        if holes:
+            self.on_trade_holes(holes)
+
+    # ---- instruments --------------------------------------------------------------------------
+    def _instrument_state(self, channel: str, data: Any, received_at: datetime) -> None:
+        state = ninst.parse_instrument_state(data)
+        self._check_fields_of(ninst.unknown_fields, "instrument_state", data, channel)
+        if state.instrument_name.startswith(self.prefix):
+            self.on_instrument_state(state)
+
+    def _instrument_created(self, channel: str, data: Any, received_at: datetime) -> None:
+        row = ninst.parse_instrument(data, currency=self.code, seen_at=received_at)
+        self._check_fields_of(ninst.unknown_fields, "instrument", data, channel)
+        if row.instrument_name.startswith(self.prefix) and row.kind == "option":
+            self.on_instrument_created(row)
+
+    # ---- the rest -----------------------------------------------------------------------------
+    def _unexpected(self, channel: str, data: Any, received_at: datetime) -> None:
+        raise MalformedMessage(f"unexpected channel family {ch.channel_family(channel)}")
+
+    def _check_fields(self, kind: str, data: Any, channel: str) -> None:
+        self._check_fields_of(nquotes.unknown_fields, kind, data, channel)
+
+    def _check_fields_of(
+        self, fn: Callable[[str, Any], frozenset[str]], kind: str, data: Any, channel: str
+    ) -> None:
+        unknown = fn(kind, data)
+        if unknown:
+            self.rejects.unknown(kind, unknown, channel)

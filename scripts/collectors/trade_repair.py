@@ -1,0 +1,332 @@
+"""Trades without gaps: notice what the stream missed, re-read it through REST, record the rest.
+
+The live stream is `trades.option.{api_currency}.100ms`. Trades go missing when the socket
+drops, when the process is down, and when a frame cannot be read; this module finds each
+such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
+
+- `TradeWatch` follows the stream: the newest trade timestamp seen (every trade up to it
+  was sent before it on the same socket, so a window that starts there misses nothing) and
+  `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence number).
+- `TradeRepairer` re-reads windows with `get_last_trades_by_currency_and_time` (kind=option,
+  sorting asc, count 1000, paginated on the last timestamp, deduplicated by trade_id) and
+  instrument holes with `get_last_trades_by_instrument` (start_seq/end_seq). Rows go to the
+  writer; `{cur}_option_trades` is unique on (trade_id, timestamp), so what the stream
+  already delivered is skipped by the database. Requests wait for REST credits.
+- A repaired window is recorded in `data_gaps` with repaired=True when it was a disconnect or
+  a restart, or when it recovered trades the stream had not delivered; a window that cannot
+  be read (REST keeps failing, older than TRADE_REPAIR_MAX_AGE_S, more than 1000 trades in one
+  millisecond) with repaired=False.
+
+Windows wait `settle_s` (market time) before they are read, so trades still on the wire land
+first and neighbouring windows merge into one read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from scripts.clock import Clock
+from scripts.currencies import CurrencySpec
+from scripts.deribit.rest import DeribitRestClient, DeribitRestError
+from scripts.models import GapRow, TradeRow
+from scripts.normalize.common import MalformedMessage
+from scripts.normalize.trades import parse_trades_tolerant
+from scripts.storage.tables import DATA_GAPS, OPTION_TRADES
+from scripts.storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+PAGE_COUNT = 1000
+SEEN_IDS_MAX = 200_000  # trade ids remembered to tell recovered trades from duplicates
+MAX_PAGES_PER_WINDOW = 10_000
+
+
+def ms_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class Window(NamedTuple):
+    start_ms: int
+    end_ms: int
+    reason: str
+    always_record: bool  # a disconnect or restart: recorded even if nothing was missing
+
+
+class SeqHole(NamedTuple):
+    instrument_name: str
+    start_seq: int
+    end_seq: int
+    start_ms: int
+    end_ms: int
+
+
+class TradeWatch:
+    """What the live stream delivered: newest timestamp, trade_seq per instrument, recent ids."""
+
+    def __init__(self) -> None:
+        self.last_seq: dict[str, tuple[int, int]] = {}  # instrument -> (trade_seq, ts_ms)
+        self.newest_ms: int | None = None
+        self.seen_ids: OrderedDict[str, None] = OrderedDict()
+
+    def observe(self, rows: list[TradeRow]) -> list[SeqHole]:
+        """Records stream rows; returns the `trade_seq` holes they reveal."""
+        holes: list[SeqHole] = []
+        for row in rows:
+            ts_ms = int(row.timestamp.timestamp() * 1000 + 0.5)
+            if self.newest_ms is None or ts_ms > self.newest_ms:
+                self.newest_ms = ts_ms
+            self._remember(row.trade_id)
+            seq = row.trade_seq
+            if seq is None:
+                continue
+            name = row.instrument_name
+            last = self.last_seq.get(name)
+            if last is None or seq > last[0]:
+                self.last_seq[name] = (seq, ts_ms)
+            if last is not None and seq > last[0] + 1:
+                holes.append(SeqHole(name, last[0] + 1, seq - 1, last[1], ts_ms))
+        return holes
+
+    def _remember(self, trade_id: str) -> None:
+        seen = self.seen_ids
+        seen[trade_id] = None
+        if len(seen) > SEEN_IDS_MAX:
+            seen.popitem(last=False)
+
+    def forget_sequences(self) -> None:
+        """After a disconnect the window repair covers the hole; do not report it twice."""
+        self.last_seq.clear()
+
+
+class TradeRepairer:
+    """Reads missed windows and instrument holes through REST; see the module doc."""
+
+    def __init__(
+        self,
+        spec: CurrencySpec,
+        *,
+        rest: DeribitRestClient,
+        writer: BatchWriter,
+        clock: Clock,
+        watch: TradeWatch,
+        max_age_s: float,
+        settle_s: float = 2.0,
+    ) -> None:
+        self.spec = spec
+        self.rest = rest
+        self.writer = writer
+        self.clock = clock
+        self.watch = watch
+        self.max_age_s = max_age_s
+        self.settle_s = settle_s
+        self.table = OPTION_TRADES.table_name(spec.code)
+        self._windows: list[Window] = []
+        self._holes: list[SeqHole] = []
+        self._wake = asyncio.Event()
+        self.windows_repaired = 0
+        self.windows_failed = 0
+        self.trades_recovered = 0
+        self.rest_pages = 0
+        self.busy = False
+
+    # ---- intake -------------------------------------------------------------------------------
+    def request_window(
+        self, start_ms: int, end_ms: int, reason: str, *, always_record: bool = False
+    ) -> None:
+        """Re-read [start_ms, end_ms] (exchange time, inclusive)."""
+        oldest_ms = int((self.clock.now() - self.max_age_s) * 1000)
+        if start_ms < oldest_ms:
+            self._record(start_ms, oldest_ms, f"{reason}: older than TRADE_REPAIR_MAX_AGE_S", False)
+            start_ms = oldest_ms
+        if end_ms < start_ms:
+            return
+        self._windows.append(Window(start_ms, end_ms, reason, always_record))
+        self._wake.set()
+
+    def request_holes(self, holes: list[SeqHole]) -> None:
+        if holes:
+            self._holes.extend(holes)
+            self._wake.set()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._windows or self._holes or self.busy)
+
+    # ---- the worker ---------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.5)
+            if stop.is_set():
+                break
+            if not self._wake.is_set():
+                continue
+            self._wake.clear()
+            self.busy = True
+            try:
+                await self._settle(stop)
+                await self.repair_pending()
+            finally:
+                self.busy = False
+
+    async def _settle(self, stop: asyncio.Event) -> None:
+        wall = self.clock.to_wall_seconds(self.settle_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wall)
+
+    async def repair_pending(self) -> None:
+        """Reads every queued window and hole now."""
+        windows, self._windows = _merge(self._windows), []
+        holes, self._holes = self._holes, []
+        for w in windows:
+            await self._repair_window(w)
+        for h in holes:
+            if any(w.start_ms <= h.start_ms and h.end_ms <= w.end_ms for w in windows):
+                continue  # the window read covered it
+            await self._repair_hole(h)
+
+    async def _repair_window(self, w: Window) -> None:
+        start = w.start_ms
+        seen: set[str] = set()
+        recovered = 0
+        try:
+            for _ in range(MAX_PAGES_PER_WINDOW):
+                result = await self.rest.get_last_trades_by_currency_and_time(
+                    self.spec.api_currency,
+                    start,
+                    w.end_ms,
+                    kind="option",
+                    count=PAGE_COUNT,
+                    sorting="asc",
+                )
+                self.rest_pages += 1
+                trades = result.get("trades") or []
+                rows = self._rows(trades)
+                fresh = [r for r in rows if r.trade_id not in seen]
+                seen.update(r.trade_id for r in fresh)
+                recovered += self._write(fresh)
+                if not result.get("has_more") or not trades:
+                    break
+                last_ms = max(int(t.get("timestamp", start)) for t in trades)
+                if last_ms <= start and len(trades) >= PAGE_COUNT:
+                    raise _Unrepairable(f"more than {PAGE_COUNT} trades in one millisecond")
+                start = max(start, last_ms)
+        except (DeribitRestError, _Unrepairable, MalformedMessage, TypeError, ValueError) as exc:
+            self.windows_failed += 1
+            log.error(
+                "%s: trades %s..%s not repaired: %s", self.table, ms_dt(start), ms_dt(w.end_ms), exc
+            )
+            self._record(start, w.end_ms, f"{w.reason}: not repaired: {exc}", False)
+            return
+        self.windows_repaired += 1
+        self.trades_recovered += recovered
+        if recovered or w.always_record:
+            log.info("%s: repaired %s (%d trades recovered)", self.table, w.reason, recovered)
+            self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
+
+    async def _repair_hole(self, h: SeqHole) -> None:
+        start_seq = h.start_seq
+        recovered = 0
+        try:
+            while start_seq <= h.end_seq:
+                result = await self.rest.get_last_trades_by_instrument(
+                    h.instrument_name,
+                    start_seq=start_seq,
+                    end_seq=h.end_seq,
+                    count=PAGE_COUNT,
+                    sorting="asc",
+                )
+                self.rest_pages += 1
+                trades = result.get("trades") or []
+                recovered += self._write(self._rows(trades))
+                seqs = [t.get("trade_seq") for t in trades if isinstance(t.get("trade_seq"), int)]
+                if not result.get("has_more") or not seqs:
+                    break
+                start_seq = max(seqs) + 1
+        except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
+            self.windows_failed += 1
+            self._record(
+                h.start_ms,
+                h.end_ms,
+                f"trade_seq {h.start_seq}..{h.end_seq} of {h.instrument_name}: not repaired: {exc}",
+                False,
+                h.instrument_name,
+            )
+            return
+        self.trades_recovered += recovered
+        self._record(
+            h.start_ms,
+            h.end_ms,
+            f"trade_seq {h.start_seq}..{h.end_seq} missing: {recovered} trades recovered",
+            True,
+            h.instrument_name,
+        )
+
+    def _rows(self, trades: list[Any]) -> list[TradeRow]:
+        received_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        rows, errors = parse_trades_tolerant(trades, received_at=received_at)
+        for err in errors:
+            log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
+        prefix = self.spec.instrument_prefix
+        return [r for r in rows if r.instrument_name.startswith(prefix)]
+
+    def _write(self, rows: list[TradeRow]) -> int:
+        """Writes rows (the database skips known keys); returns how many the stream missed."""
+        if not rows:
+            return 0
+        seen = self.watch.seen_ids
+        missed = sum(1 for r in rows if r.trade_id not in seen)
+        for r in rows:
+            self.watch._remember(r.trade_id)
+        self.writer.add_many(OPTION_TRADES, self.spec.code, rows)
+        return missed
+
+    def _record(
+        self, start_ms: int, end_ms: int, reason: str, repaired: bool, scope: str = "all"
+    ) -> None:
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        row = GapRow(
+            self.table, self.spec.code, scope, ms_dt(start_ms), ms_dt(end_ms), reason, repaired, now
+        )
+        self.writer.add(DATA_GAPS, None, row)
+        self.writer.status.note_gap()
+
+
+class _Unrepairable(Exception):
+    pass
+
+
+def _merge(windows: list[Window]) -> list[Window]:
+    """Overlapping or touching windows as one (the first reason and any always_record kept)."""
+    out: list[Window] = []
+    for w in sorted(windows):
+        if out and w.start_ms <= out[-1].end_ms + 1:
+            last = out[-1]
+            reason = last.reason if w.reason in last.reason else f"{last.reason}; {w.reason}"
+            out[-1] = Window(
+                last.start_ms,
+                max(last.end_ms, w.end_ms),
+                reason[:500],
+                last.always_record or w.always_record,
+            )
+        else:
+            out.append(w)
+    return out
+
+
+async def newest_timestamp(database_url: str, table: str) -> datetime | None:
+    """max(timestamp) of a per-currency table, None when it is empty."""
+    import psycopg
+    from psycopg import sql
+
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            sql.SQL("SELECT max(timestamp) FROM {}").format(sql.Identifier(table))
+        )
+        row = await cur.fetchone()
+    return row[0] if row else None

@@ -1,0 +1,423 @@
+"""The Deribit WebSocket session: hello, heartbeats, batched subscribe, reconnect, watchdog.
+
+One `DeribitWsClient` is one socket (see shared/docs/deribit-protocol.md §2-4, §10):
+
+- after connecting it sends `public/hello` and `public/set_heartbeat`, and answers every
+  `test_request` with `public/test` at once, from the read loop (a late answer closes the
+  socket with 4000);
+- it keeps a wanted set of channels and subscribes what is not acknowledged yet, in batches
+  that fit Deribit's 32 kB frame (`protocol.batch_channels`), each batch paying its subscribe
+  credits from `subscribe_limiter` first (3,000 credits of a 30,000 pool refilled at 10,000/s,
+  i.e. ~3.3 calls/s, burst 10; on the market clock, shared by every socket of the process);
+- each ack is compared with its request: a channel the exchange left out was refused
+  (Deribit drops unknown channels silently), is logged loudly, counted, and not asked for
+  again on this socket;
+- `add_channels` / `remove_channels` change the wanted set while it runs (new listings,
+  expiries); after a reconnect every wanted channel is subscribed again;
+- reconnects back off exponentially with full jitter, capped, and the backoff resets only
+  once a notification arrived on the new socket (a socket that opens and dies at once does
+  not reset it);
+- a watchdog reconnects when no notification arrived for `data_watchdog_s` although the
+  socket is up and heartbeats flow (data liveness is not socket liveness);
+- a 10028 (`too_many_requests`) ends the session on Deribit's side: the client drains its
+  subscribe limiter, waits for it to refill and reconnects;
+- a frame that is not a valid JSON-RPC message is counted and handed to `on_malformed`; it
+  never ends the session.
+
+Transport timing (heartbeats, watchdog, backoff) is wall time; credits and `received_at` are
+on the `Clock` (market time), like the rows' exchange timestamps.
+
+Callbacks are synchronous and run on the event loop: `on_notification(channel, data,
+received_at)` per notification, `on_connect(client)` when the socket is up and its first
+subscribe round is acknowledged, `on_disconnect(client, reason)` when a socket ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from scripts.clock import Clock
+from scripts.deribit.limiter import CreditLimiter
+from scripts.deribit.protocol import (
+    SUBSCRIBE_CREDITS,
+    TOO_MANY_REQUESTS,
+    DeribitError,
+    Heartbeat,
+    MalformedFrame,
+    Notification,
+    RateLimitedError,
+    Response,
+    batch_channels,
+    encode_request,
+    parse_frame,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_RECEIVE_BYTES = 64 * 1024 * 1024  # markprice.options of a whole chain is large
+REQUEST_TIMEOUT_S = 30.0
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+WATCHDOG_CHECK_S = 0.25
+
+NotificationHandler = Callable[[str, Any, datetime], None]
+MalformedHandler = Callable[["DeribitWsClient", bytes | str, str], None]
+
+
+def subscribe_limiter(clock: Clock, share: float = 1.0) -> CreditLimiter:
+    """A limiter for subscribe/unsubscribe calls: `share` of Deribit's subscribe pool."""
+    spec = SUBSCRIBE_CREDITS
+    return CreditLimiter(spec.refill_per_s * share, spec.pool * share, clock, name="subscribe")
+
+
+class SessionEnded(Exception):
+    """Why a socket session ended (the message is the reason, for logs and gap rows)."""
+
+
+class RateLimited(SessionEnded):
+    """Deribit answered 10028: its credits are spent and it ends the session."""
+
+
+@dataclass
+class WsStats:
+    """Counters of one client; read by the collector for status and tests."""
+
+    connects: int = 0
+    reconnects: int = 0
+    notifications: int = 0
+    malformed: int = 0
+    refused_channels: int = 0
+    subscribe_calls: int = 0
+    unsubscribe_calls: int = 0
+    heartbeats_answered: int = 0
+    watchdog_reconnects: int = 0
+    rate_limited: int = 0
+    callback_errors: int = 0
+
+
+def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Capped exponential backoff with full jitter, in seconds."""
+    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
+
+
+class DeribitWsClient:
+    """One WebSocket session to Deribit that keeps a wanted set of channels subscribed."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_notification: NotificationHandler,
+        client_name: str,
+        client_version: str,
+        heartbeat_interval_s: int = 10,
+        data_watchdog_s: float = 30.0,
+        subscribe_limiter: CreditLimiter,
+        clock: Clock | None = None,
+        on_connect: Callable[[DeribitWsClient], None] | None = None,
+        on_disconnect: Callable[[DeribitWsClient, str], None] | None = None,
+        on_malformed: MalformedHandler | None = None,
+        on_refused: Callable[[DeribitWsClient, list[str]], None] | None = None,
+        channels: Iterable[str] = (),
+        name: str = "ws",
+        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_cap_s: float = BACKOFF_CAP_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        seed: int | None = None,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.on_notification = on_notification
+        self.client_name = client_name
+        self.client_version = client_version
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.data_watchdog_s = data_watchdog_s
+        self.subscribe_limiter = subscribe_limiter
+        self.clock = clock or Clock()
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self.on_malformed = on_malformed
+        self.on_refused = on_refused
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.request_timeout_s = request_timeout_s
+        self.stats = WsStats()
+        self.wanted: dict[str, None] = dict.fromkeys(channels)  # ordered set
+        self.acked: set[str] = set()  # acknowledged on the current socket
+        self.refused: set[str] = set()  # refused on the current socket
+        self.connected = False
+        self.last_data_at: float | None = None  # wall (monotonic) time of the last notification
+        self.last_data_market_s: float | None = None  # market time of the last notification
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._dirty = asyncio.Event()
+        self._rng = random.Random(seed)
+        self._ws: ClientConnection | None = None
+        self._session_had_data = False
+
+    # ---- wanted channels ----------------------------------------------------------------------
+    def add_channels(self, channels: Iterable[str]) -> None:
+        """Wants these channels too; subscribed soon if the socket is up, else on connect.
+        A channel refused on this socket is asked for again."""
+        added = False
+        for ch in channels:
+            if ch not in self.wanted:
+                self.wanted[ch] = None
+                added = True
+            elif ch in self.refused:  # asked again (e.g. a listing went live): try again
+                self.refused.discard(ch)
+                added = True
+        if added:
+            self._dirty.set()
+
+    def remove_channels(self, channels: Iterable[str]) -> None:
+        """No longer wants these channels; unsubscribed soon if the socket is up."""
+        removed = False
+        for ch in channels:
+            if ch in self.wanted:
+                del self.wanted[ch]
+                removed = True
+            self.refused.discard(ch)
+        if removed:
+            self._dirty.set()
+
+    @property
+    def subscribed(self) -> set[str]:
+        """Channels acknowledged on the current socket (empty while disconnected)."""
+        return set(self.acked) if self.connected else set()
+
+    # ---- the loop -----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connects, keeps the session alive and reconnects until `stop` is set."""
+        attempt = 0
+        while not stop.is_set():
+            reason = "stopped"
+            data_flowed = False
+            wait_market_s = 0.0
+            self._session_had_data = False
+            try:
+                async with connect(
+                    self.url,
+                    max_size=MAX_FRAME_RECEIVE_BYTES,
+                    open_timeout=self.request_timeout_s,
+                    close_timeout=2.0,
+                    compression=None,
+                ) as ws:
+                    self.stats.connects += 1
+                    if self.stats.connects > 1:
+                        self.stats.reconnects += 1
+                    reason = await self._session(ws, stop)
+            except RateLimited as exc:
+                reason = f"rate limited: {exc}"
+                self.stats.rate_limited += 1
+                # Deribit ended the session: let the credits refill before coming back.
+                self.subscribe_limiter.drain()
+                wait_market_s = (
+                    self.subscribe_limiter.capacity / self.subscribe_limiter.refill_per_s
+                )
+            except SessionEnded as exc:
+                reason = str(exc)
+            except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            finally:
+                data_flowed = self._session_had_data
+                self._end_session()
+            if reason != "stopped" or not stop.is_set():
+                log.warning("%s: session ended: %s", self.name, reason)
+                if self.on_disconnect is not None:
+                    self._safe(self.on_disconnect, self, reason)
+            if stop.is_set():
+                break
+            attempt = 0 if data_flowed else attempt + 1
+            delay = backoff_delay(
+                attempt, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, rng=self._rng
+            )
+            if wait_market_s:
+                delay = max(delay, self.clock.to_wall_seconds(wait_market_s))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def _end_session(self) -> None:
+        self.connected = False
+        self._ws = None
+        self.acked.clear()
+        self.refused.clear()
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+        self._pending.clear()
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> str:
+        self._ws = ws
+        self._session_had_data = False
+        reader = asyncio.create_task(self._read_loop(ws), name=f"{self.name}-reader")
+        control = asyncio.create_task(self._control(ws, stop), name=f"{self.name}-control")
+        try:
+            done, _ = await asyncio.wait({reader, control}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, control):
+                task.cancel()
+            for task in (reader, control):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if control in done and not control.cancelled() and control.exception() is None:
+            return control.result()
+        finished = control if control in done else reader
+        exc = finished.exception() if not finished.cancelled() else None
+        if isinstance(exc, SessionEnded):
+            raise exc
+        if exc is not None:
+            raise SessionEnded(f"{type(exc).__name__}: {exc}")
+        return "socket closed by the exchange"
+
+    async def _control(self, ws: ClientConnection, stop: asyncio.Event) -> str:
+        hello = {"client_name": self.client_name, "client_version": self.client_version}
+        await self._call(ws, "public/hello", hello)
+        await self._call(ws, "public/set_heartbeat", {"interval": self.heartbeat_interval_s})
+        self.connected = True
+        self.last_data_at = time.monotonic()
+        await self._sync(ws)
+        log.info("%s: connected, %d channels subscribed", self.name, len(self.acked))
+        if self.on_connect is not None:
+            self._safe(self.on_connect, self)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), WATCHDOG_CHECK_S)
+            if stop.is_set():
+                break
+            if self._dirty.is_set():
+                await self._sync(ws)
+            self._check_watchdog()
+        with contextlib.suppress(Exception):
+            await ws.close()
+        return "stopped"
+
+    def _check_watchdog(self) -> None:
+        if not self.acked or self.last_data_at is None:
+            return
+        silent = time.monotonic() - self.last_data_at
+        if silent > self.data_watchdog_s:
+            self.stats.watchdog_reconnects += 1
+            raise SessionEnded(f"watchdog: no data for {silent:.1f}s although the socket is up")
+
+    # ---- subscriptions ------------------------------------------------------------------------
+    async def _sync(self, ws: ClientConnection) -> None:
+        """Subscribes wanted-but-unacked channels and unsubscribes acked-but-unwanted ones."""
+        self._dirty.clear()
+        remove = [ch for ch in self.acked if ch not in self.wanted]
+        for batch in batch_channels(remove, method="public/unsubscribe") if remove else []:
+            await self.subscribe_limiter.acquire(SUBSCRIBE_CREDITS.cost)
+            self.stats.unsubscribe_calls += 1
+            result = await self._call(ws, "public/unsubscribe", {"channels": batch})
+            self.acked.difference_update(batch)
+            if not isinstance(result, list):
+                log.warning("%s: unexpected unsubscribe result %r", self.name, result)
+        add = [ch for ch in self.wanted if ch not in self.acked and ch not in self.refused]
+        for batch in batch_channels(add) if add else []:
+            await self.subscribe_limiter.acquire(SUBSCRIBE_CREDITS.cost)
+            self.stats.subscribe_calls += 1
+            result = await self._call(ws, "public/subscribe", {"channels": batch})
+            got = set(result) if isinstance(result, list) else set()
+            requested = set(batch)
+            self.acked.update(got & requested)
+            refused = [ch for ch in batch if ch not in got]
+            if refused:
+                self.refused.update(refused)
+                self.stats.refused_channels += len(refused)
+                log.error(
+                    "%s: the exchange REFUSED %d of %d channels (not in the ack): %s",
+                    self.name,
+                    len(refused),
+                    len(batch),
+                    ", ".join(refused[:20]) + (" ..." if len(refused) > 20 else ""),
+                )
+                if self.on_refused is not None:
+                    self._safe(self.on_refused, self, refused)
+            # Channels removed while the call was in flight are unsubscribed next round.
+            if any(ch not in self.wanted for ch in got):
+                self._dirty.set()
+
+    # ---- requests -----------------------------------------------------------------------------
+    async def _call(self, ws: ClientConnection, method: str, params: dict[str, Any]) -> Any:
+        req_id = next(self._ids)
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        try:
+            await ws.send(encode_request(req_id, method, params).decode())
+            try:
+                resp = await asyncio.wait_for(fut, self.request_timeout_s)
+            except TimeoutError:
+                raise SessionEnded(f"no answer to {method} in {self.request_timeout_s}s") from None
+        finally:
+            self._pending.pop(req_id, None)
+        if resp.error is not None:
+            err = DeribitError.from_info(resp.error)
+            if isinstance(err, RateLimitedError):
+                raise RateLimited(f"{method}: {err}")
+            raise SessionEnded(f"{method} failed: {err}")
+        return resp.result
+
+    # ---- reading ------------------------------------------------------------------------------
+    async def _read_loop(self, ws: ClientConnection) -> None:
+        clock = self.clock
+        stats = self.stats
+        on_notification = self.on_notification
+        async for raw in ws:
+            try:
+                frame = parse_frame(raw)
+            except MalformedFrame as exc:
+                stats.malformed += 1
+                if self.on_malformed is not None:
+                    self._safe(self.on_malformed, self, raw, exc.reason)
+                continue
+            if type(frame) is Notification:
+                now_s = clock.now()
+                self.last_data_at = time.monotonic()
+                self.last_data_market_s = now_s
+                self._session_had_data = True
+                stats.notifications += 1
+                try:
+                    on_notification(frame.channel, frame.data, datetime.fromtimestamp(now_s, UTC))
+                except Exception:
+                    stats.callback_errors += 1
+                    log.exception("%s: notification handler failed on %s", self.name, frame.channel)
+            elif type(frame) is Heartbeat:
+                if frame.needs_answer:
+                    # Answered at once from here: the control task may be waiting on credits.
+                    await ws.send(encode_request(next(self._ids), "public/test", {}).decode())
+                    stats.heartbeats_answered += 1
+            else:
+                assert type(frame) is Response
+                self._on_response(frame)
+
+    def _on_response(self, resp: Response) -> None:
+        fut = self._pending.get(resp.id) if isinstance(resp.id, int) else None
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(resp)
+            return
+        if resp.error is not None:
+            # An error for no pending request: a public/test answer, or the server's reply
+            # to something it could not parse. 10028 ends the session whatever it answers.
+            if resp.error.code == TOO_MANY_REQUESTS:
+                raise RateLimited(f"unsolicited 10028: {resp.error.message}")
+            log.warning("%s: error reply to no pending request: %s", self.name, resp.error)
+
+    def _safe(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self.stats.callback_errors += 1
+            log.exception("%s: callback %s failed", self.name, getattr(fn, "__name__", fn))

@@ -1,0 +1,45 @@
+"""`python -m scripts.funding_rates_collector`: Deribit's hourly funding of each perpetual.
+
+On start it reads the last FUNDING_BACKFILL_HOURS (48) hours, then checks every
+FUNDING_POLL_INTERVAL_S (600 s) for new rows; the schedule is described in
+`scripts/collectors/funding.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from scripts.collectors.funding import FundingPoller
+from scripts.collectors.rest_service import RestService, ServiceParts
+from scripts.collectors.schedule import Schedule
+from scripts.config import load_settings_or_exit
+from scripts.logs import setup_logging
+from scripts.runtime import run_service
+
+
+async def build_funding(parts: ServiceParts) -> list[Schedule]:
+    s = parts.settings
+    poller = FundingPoller(
+        parts.rest,
+        parts.writer,
+        parts.pool,
+        parts.clock,
+        s.currencies,
+        backfill_hours=s.funding_backfill_hours,
+    )
+    await poller.load_cursors()
+    return [Schedule("funding", parts.clock, s.funding_poll_interval_s, poller.poll, run_now=True)]
+
+
+def main() -> int:
+    settings = load_settings_or_exit(need_currency="many")
+    setup_logging(settings.log_level, settings.secrets)
+
+    async def service(stop: asyncio.Event) -> int:
+        return await RestService(settings, "funding", build_funding).run(stop)
+
+    return run_service(service)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Best bid/ask -> `QuoteRow`, from `quote.{inst}` and from option tickers.
+
+An empty side (amount 0, or nulls) becomes None for its price and amount, in both parsers, and
+on a ticker the IV of an empty side is None too: Deribit sends `bid_iv: 0` under an empty bid
+and `ask_iv: 500` under an empty ask of a closed option, which are not quotes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from scripts.models import QuoteRow
+from scripts.normalize.common import (
+    missing,
+    ms_to_datetime,
+    opt_num,
+    require_dict,
+    side,
+    text,
+    unknown_of,
+)
+from scripts.normalize.tickers import TICKER_FIELDS
+
+QUOTE_FIELDS = frozenset(
+    {
+        "instrument_name",
+        "timestamp",
+        "best_bid_price",
+        "best_bid_amount",
+        "best_ask_price",
+        "best_ask_amount",
+    }
+)
+KNOWN_FIELDS: dict[str, frozenset[str]] = {"quote": QUOTE_FIELDS, "ticker": TICKER_FIELDS}
+
+
+def unknown_fields(kind: str, data: Any) -> frozenset[str]:
+    """Fields of one `kind` of message ("quote" or "ticker") this module does not know."""
+    return unknown_of(KNOWN_FIELDS, kind, data)
+
+
+def parse_quote(data: Any, *, received_at: datetime) -> QuoteRow:
+    """A `quote.{instrument}` notification's data -> `QuoteRow` (IV and mark fields None)."""
+    try:
+        name = data["instrument_name"]
+        ts = data["timestamp"]
+        bp = data["best_bid_price"]
+        ba = data["best_bid_amount"]
+        ap = data["best_ask_price"]
+        aa = data["best_ask_amount"]
+    except KeyError as e:
+        raise missing("quote", e) from None
+    except TypeError:
+        require_dict(data, "quote")
+        raise
+    bid_price, bid_amount = side(bp, ba, "best_bid_price", "best_bid_amount")
+    ask_price, ask_amount = side(ap, aa, "best_ask_price", "best_ask_amount")
+    return QuoteRow(
+        ms_to_datetime(ts),
+        text(name, "instrument_name"),
+        bid_price,
+        bid_amount,
+        ask_price,
+        ask_amount,
+        None,
+        None,
+        None,
+        None,
+        None,
+        received_at,
+    )
+
+
+def parse_ticker_quote(data: Any, *, received_at: datetime) -> QuoteRow:
+    """A `ticker.{option}.{interval}` notification's data -> `QuoteRow` with IVs and marks."""
+    try:
+        name = data["instrument_name"]
+        ts = data["timestamp"]
+        bp = data["best_bid_price"]
+        ba = data["best_bid_amount"]
+        ap = data["best_ask_price"]
+        aa = data["best_ask_amount"]
+    except KeyError as e:
+        raise missing("ticker", e) from None
+    except TypeError:
+        require_dict(data, "ticker")
+        raise
+    bid_price, bid_amount = side(bp, ba, "best_bid_price", "best_bid_amount")
+    ask_price, ask_amount = side(ap, aa, "best_ask_price", "best_ask_amount")
+    get = data.get
+    bid_iv = opt_num(get("bid_iv"), "bid_iv")
+    ask_iv = opt_num(get("ask_iv"), "ask_iv")
+    return QuoteRow(
+        ms_to_datetime(ts),
+        text(name, "instrument_name"),
+        bid_price,
+        bid_amount,
+        ask_price,
+        ask_amount,
+        None if bid_price is None else bid_iv,
+        None if ask_price is None else ask_iv,
+        opt_num(get("mark_iv"), "mark_iv"),
+        opt_num(get("mark_price"), "mark_price"),
+        opt_num(get("underlying_price"), "underlying_price"),
+        received_at,
+    )

@@ -1,0 +1,511 @@
+"""BatchWriter: the one writer every collector shares.
+
+Collectors call `add`/`add_many` (synchronous, a list append) and run `run(stop)` as one task.
+Rows are buffered per table and flushed by size or time; each flush round is one transaction
+holding every table's rows and the `collector_status` upsert.
+
+Policies:
+- Memory: at most `max_buffered_rows` rows wait in memory. Beyond that (database slow or
+  down) the buffers go to the spool on the spot, inside `add`; the caller never waits.
+- Database down (OperationalError, pool or transaction timeout, missing table): the round's
+  rows go to the spool, every later round spools too, and the database is retried with capped
+  jittered backoff. Once it answers, the spool is replayed in order, exactly once, before any
+  new rows.
+- Spool full or absent: the refused rows' window goes to `data_gaps` (scope "spool_full"),
+  rows are counted in `rows_dropped` and logged; gap rows themselves stay in memory until the
+  database takes them.
+- A row the database refuses (bad value): the batch is bisected down to that row, which is
+  kept in `rejected_messages`; the rest is written.
+- `drain`: buffered rows go to the database, or to the spool when the database cannot take
+  them before the deadline; then state 'stopped'.
+
+Known limit: when the connection dies during COMMIT the outcome is unknown; the rows are then
+spooled and may be written twice (harmless where the table has a key; quotes have none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, errors
+from psycopg_pool import AsyncConnectionPool
+
+from scripts.models import GapRow, RejectedMessageRow
+from scripts.storage import copy, status
+from scripts.storage.pool import open_pool
+from scripts.storage.spool import Spool, SpoolBatch, split_rows
+from scripts.storage.tables import ALL_TABLES, DATA_GAPS, REJECTED_MESSAGES, TableSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors after which the database, not the batch, is the problem: spool and retry later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection lost, server shut down, PoolTimeout
+    errors.UndefinedTable,
+    errors.UndefinedColumn,
+    errors.InvalidSchemaName,
+    errors.InsufficientPrivilege,
+    TimeoutError,
+    OSError,
+)
+SPEC_BY_TEMPLATE = {s.name_template: s for s in ALL_TABLES}
+Batch = copy.Batch
+
+
+class _Buffer:
+    __slots__ = ("currency", "rows", "spec")
+
+    def __init__(self, spec: TableSpec, currency: str | None) -> None:
+        self.spec, self.currency = spec, currency
+        self.rows: list[tuple] = []
+
+
+class BatchWriter:
+    """Buffers rows per table and writes them by binary COPY; see the module doc for policies."""
+
+    def __init__(
+        self,
+        database: str | AsyncConnectionPool[Any],
+        *,
+        collector_name: str,
+        currency: str | None,
+        version: str,
+        flush_interval_ms: int = 1000,
+        flush_max_rows: int = 5000,
+        max_buffered_rows: int = 200_000,
+        spool: Spool | None = None,
+        drain_deadline_s: float = 20.0,
+        status_file: Path | None = None,
+        db_timeout_s: float = 30.0,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        on_previous_run: Callable[[status.PreviousRun], None] | None = None,
+    ) -> None:
+        self._url = database if isinstance(database, str) else None
+        self._pool: AsyncConnectionPool[Any] | None = None if self._url else database  # type: ignore[assignment]
+        self.collector_name = collector_name
+        self.flush_interval_s = flush_interval_ms / 1000.0
+        self.flush_max_rows = flush_max_rows
+        self.max_buffered_rows = max_buffered_rows
+        self.spool = spool
+        self.drain_deadline_s = drain_deadline_s
+        self.status_file = status_file
+        self.db_timeout_s = db_timeout_s
+        self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
+        self.on_previous_run = on_previous_run
+        self.status = status.WriterStatus(collector_name, currency, version)
+        self.previous_run: status.PreviousRun | None = None
+        self.max_buffered_seen = 0
+        self._buffers: dict[tuple[str, str | None], _Buffer] = {}
+        self._buffered = 0
+        self._held_gaps: list[GapRow] = []
+        self._open_losses: dict[str, datetime] = {}  # table -> start of its loss window
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._contacted = False
+        self._db_down_since: float | None = None
+        self._retry_at = 0.0
+        self._failures = 0
+        # Read before this run overwrites it: it may know of a clean stop the DB never saw.
+        self._prev_file = status.read_status_file_or_none(status_file)
+
+    # ---- intake (synchronous, O(1)) -------------------------------------------------------
+    @property
+    def buffered_rows(self) -> int:
+        return self._buffered
+
+    def add(self, spec: TableSpec, currency: str | None, row: tuple) -> None:
+        """Buffers one row for `spec`'s table of `currency` (None for shared tables)."""
+        if self._buffered >= self.max_buffered_rows or self._closed:
+            self._overflow()
+        buf = self._buffers.get((spec.name_template, currency))
+        if buf is None:
+            buf = self._buffers[(spec.name_template, currency)] = _Buffer(spec, currency)
+        buf.rows.append(row)
+        self._buffered += 1
+        if len(buf.rows) == self.flush_max_rows:
+            self._wake.set()
+
+    def add_many(self, spec: TableSpec, currency: str | None, rows: Iterable[tuple]) -> None:
+        for row in rows:
+            self.add(spec, currency, row)
+
+    def _overflow(self) -> None:
+        self.max_buffered_seen = max(self.max_buffered_seen, self._buffered)
+        why = "writer closed" if self._closed else "memory bound reached"
+        self._spool_batches(self._take_buffers(), why)
+        self._write_status_file()
+
+    def _take_buffers(self) -> list[Batch]:
+        self.max_buffered_seen = max(self.max_buffered_seen, self._buffered)
+        batches: list[Batch] = [
+            (b.spec, b.currency, b.rows) for b in self._buffers.values() if b.rows
+        ]
+        for b in self._buffers.values():
+            b.rows = []
+        self._buffered = 0
+        if self._held_gaps:  # first, so a loss found while spooling merges with a held gap
+            batches.insert(0, (DATA_GAPS, None, list(self._held_gaps)))
+            self._held_gaps.clear()
+        return batches
+
+    # ---- the flush task ---------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flushes by size or time until `stop` is set, then drains.
+
+        Set `stop` after the collector stopped adding rows; rows added later go to the spool.
+        """
+        await self._ensure_pool()
+        next_due = time.monotonic() + self.flush_interval_s
+        while not stop.is_set():
+            limit_s = next_due - time.monotonic()
+            if limit_s > 0 and not self._wake.is_set():
+                await _wait_any((self._wake, stop), limit_s)
+            if stop.is_set():
+                break
+            self._wake.clear()
+            next_due = time.monotonic() + self.flush_interval_s
+            try:
+                await self.flush()
+            except Exception:  # a bug must not stop the writer: spool the rows and go on
+                log.exception("writer %s: flush round failed", self.collector_name)
+                self._spool_batches(self._take_buffers(), "flush round failed")
+        await self.drain()
+
+    async def flush(self, *, txn_timeout_s: float | None = None) -> bool:
+        """One round: replay the spool if any, then write the buffers. True if the DB took them."""
+        await self._ensure_pool()
+        limit_s = txn_timeout_s or self.db_timeout_s
+        if self._db_down_since is not None and time.monotonic() < self._retry_at:
+            self._spool_batches(self._take_buffers(), "database down")
+            self._after_round("spool")
+            return False
+        batches: list[Batch] = []
+        try:
+            if not self._contacted:
+                await self._first_contact(limit_s)
+            await self._replay_spool(limit_s)
+            batches = self._take_buffers()
+            await self._write_isolating(batches, limit_s)
+        except TRANSIENT_ERRORS as exc:
+            self._db_failed(exc)
+            self._spool_batches(batches + self._take_buffers(), "database unavailable")
+            self._after_round("spool")
+            return False
+        self._db_recovered()
+        self._after_round("db")
+        return True
+
+    async def drain(self, deadline_s: float | None = None) -> None:
+        """Puts every buffered row in the database, or in the spool after the deadline."""
+        if self._closed:
+            return
+        deadline = time.monotonic() + (
+            deadline_s if deadline_s is not None else self.drain_deadline_s
+        )
+        start_rows = self._buffered + len(self._held_gaps)
+        spooled_before = self.status.rows_spooled
+        db_rows_before = sum(self.status.rows_by_table.values())
+        while self._buffered or self._held_gaps:
+            remaining = deadline - time.monotonic()
+            spool_busy = self.spool is not None and not self.spool.is_empty
+            if remaining < 0.2 or self._db_down_since is not None or spool_busy:
+                # Behind a non-empty spool the rows keep their order by joining it.
+                self._spool_batches(self._take_buffers(), "drain")
+                break
+            # Each transaction is bounded by what is left; one that fails spools its rows.
+            try:
+                await self.flush(txn_timeout_s=max(0.1, remaining - 0.1))
+            except Exception:
+                log.exception("writer %s: flush during drain failed", self.collector_name)
+                self._spool_batches(self._take_buffers(), "drain")
+        self._closed = True
+        self.status.state = "stopped"
+        remaining = deadline - time.monotonic()
+        if self._db_down_since is None and remaining > 0.2:
+            try:
+                await self._in_txn(lambda c: status.mark_stopped(c, self.status), remaining)
+            except TRANSIENT_ERRORS as exc:
+                log.warning(
+                    "writer %s: could not record state 'stopped': %s", self.collector_name, exc
+                )
+        if self.spool is not None:
+            self.spool.close()
+        self._write_status_file()
+        to_db = sum(self.status.rows_by_table.values()) - db_rows_before
+        to_spool = self.status.rows_spooled - spooled_before
+        log.info(
+            "writer %s drained %d rows: %d to the database, %d to the spool (%d bytes); "
+            "%d dropped this run",
+            *(self.collector_name, start_rows, to_db, to_spool, self.status.spool_bytes),
+            self.status.rows_dropped,
+        )
+        if self._url and self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # ---- database -----------------------------------------------------------------------------
+    async def _ensure_pool(self) -> None:
+        if self._pool is None and self._url is not None:
+            self._pool = await open_pool(
+                self._url, max_size=2, application_name=f"chaintape-{self.collector_name}"
+            )
+
+    async def _in_txn(
+        self, body: Callable[[AsyncConnection[Any]], Awaitable[T]], limit_s: float
+    ) -> T:
+        assert self._pool is not None
+
+        async def txn() -> T:
+            assert self._pool is not None
+            async with self._pool.connection(timeout=limit_s) as conn, conn.transaction():
+                return await body(conn)
+
+        return await asyncio.wait_for(txn(), limit_s)
+
+    async def _first_contact(self, limit_s: float) -> None:
+        async def body(conn: AsyncConnection[Any]) -> status.PreviousRun | None:
+            prev = await status.previous_run(conn, self.collector_name)
+            await status.upsert_status(conn, self.status)
+            return prev
+
+        prev = await self._in_txn(body, limit_s)
+        self._contacted = True
+        if prev is not None and prev.unclean:
+            prev = status.amend_previous_run(prev, self._prev_file)
+        self.previous_run = prev
+        if prev is not None and prev.unclean:
+            start, end = prev.lost_window or (prev.detected_at, prev.detected_at)
+            log.warning(
+                "writer %s: previous run (pid %s) did not stop cleanly; rows between %s and %s "
+                "that were only in its memory are lost",
+                self.collector_name,
+                prev.pid,
+                start.isoformat(),
+                end.isoformat(),
+            )
+        if prev is not None and self.on_previous_run is not None:
+            self.on_previous_run(prev)
+
+    async def _write_isolating(
+        self, batches: list[Batch], limit_s: float, offset: tuple[int, int] | None = None
+    ) -> None:
+        """Writes batches in one transaction; if the database refuses a row, bisects to it.
+
+        On a transient error `batches` is left holding exactly the rows not yet committed.
+        A spool offset rides with the last part, so it commits only with the group's end.
+        """
+        stack = [copy.merge_batches(batches)]
+        while stack:
+            part = stack.pop()
+            counts: list[tuple[str, int, int]] = []
+            part_offset = offset if not stack else None
+
+            try:
+                await self._in_txn(
+                    functools.partial(self._write, batches=part, offset=part_offset, counts=counts),
+                    limit_s,
+                )
+            except TRANSIENT_ERRORS:
+                self._uncount(counts)
+                batches[:] = [b for p in [*stack, part] for b in p]
+                raise
+            except (psycopg.Error, TypeError, ValueError, OverflowError) as exc:
+                self._uncount(counts)
+                stack.extend(reversed(self._split(part, exc)))
+            except BaseException:
+                self._uncount(counts)
+                batches[:] = [b for p in [*stack, part] for b in p]
+                raise
+        batches.clear()
+
+    def _uncount(self, counts: list[tuple[str, int, int]]) -> None:
+        for table, written, ignored in counts:
+            self.status.note_rows(table, -written, -ignored)
+
+    def _split(self, part: list[Batch], exc: Exception) -> list[list[Batch]]:
+        if len(part) > 1:
+            return [[b] for b in part]
+        spec, currency, rows = part[0]
+        if len(rows) > 1:
+            mid = len(rows) // 2
+            return [[(spec, currency, rows[:mid])], [(spec, currency, rows[mid:])]]
+        reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
+        log.error("writer %s: %s", self.collector_name, reason)
+        self.status.note_rejected()
+        if spec is REJECTED_MESSAGES:
+            return []
+        now = datetime.now(UTC)
+        bad = RejectedMessageRow(
+            now, self.collector_name, spec.table_name(currency), reason, repr(rows[0])[:8192]
+        )
+        return [[(REJECTED_MESSAGES, None, [bad])]]
+
+    async def _write(
+        self,
+        conn: AsyncConnection[Any],
+        batches: list[Batch],
+        offset: tuple[int, int] | None,
+        counts: list[tuple[str, int, int]],
+    ) -> None:
+        """Every batch, the spool offset and the status row, in the caller's transaction.
+
+        `counts` is filled as the status counters are raised, so a failed commit can undo them.
+        """
+        done: list[tuple[str, int, int]] = []
+        for spec, currency, rows in batches:
+            table = spec.table_name(currency)
+            written, ignored = await copy.write_rows(conn, spec, table, rows)
+            done.append((table, written, ignored))
+        if offset is not None:
+            await conn.execute(
+                copy.upsert_offset_statement(), (self.collector_name, str(offset[0]), offset[1])
+            )
+        for table, written, ignored in done:
+            self.status.note_rows(table, written, ignored)
+            self._open_losses.pop(table, None)
+        counts.extend(done)
+        self.status.spool_bytes = self.spool.bytes_used if self.spool else 0
+        await status.upsert_status(conn, self.status)
+
+    async def _replay_spool(self, limit_s: float) -> None:
+        spool = self.spool
+        if spool is None or spool.is_empty:
+            return
+        replayed = 0
+        started = time.monotonic()
+        while not spool.is_empty:
+            spool.seal()
+            committed = await self._in_txn(self._read_offsets, limit_s)
+
+            async def write_group(segment: int, group: list[tuple[int, SpoolBatch]]) -> None:
+                nonlocal replayed
+                batches = [(SPEC_BY_TEMPLATE[b.table], b.currency, b.rows) for _, b in group]
+                await self._write_isolating(batches, limit_s, (segment, group[-1][0]))
+                replayed += sum(len(b.rows) for _, b in group)
+
+            async def segment_done(segment: int) -> None:
+                await self._in_txn(
+                    lambda c: c.execute(
+                        copy.delete_offset_statement(), (self.collector_name, str(segment))
+                    ),
+                    limit_s,
+                )
+
+            await spool.replay(
+                write_group,
+                committed=committed,
+                segment_done=segment_done,
+                group_rows=self.flush_max_rows * 4,
+            )
+        self.status.spool_bytes = spool.bytes_used
+        log.info(
+            "writer %s replayed %d spooled rows in %.1f s",
+            self.collector_name,
+            replayed,
+            time.monotonic() - started,
+        )
+
+    async def _read_offsets(self, conn: AsyncConnection[Any]) -> dict[int, int]:
+        cur = await conn.execute(copy.select_offsets_statement(), (self.collector_name,))
+        return {int(seg): int(seq) for seg, seq in await cur.fetchall()}
+
+    # ---- spool and status ---------------------------------------------------------------------
+    def _spool_batches(self, batches: list[Batch], why: str) -> None:
+        now = datetime.now(UTC)
+        for spec, currency, rows in batches:
+            for chunk in split_rows(rows, self.flush_max_rows):
+                if self.spool is not None and self.spool.append(
+                    SpoolBatch(spec.name_template, currency, chunk)
+                ):
+                    self.status.rows_spooled += len(chunk)
+                    self._open_losses.pop(spec.table_name(currency), None)
+                    continue
+                if spec is DATA_GAPS:  # tiny, and the record of every loss: kept until written
+                    self._held_gaps.extend(chunk)  # type: ignore[arg-type]
+                    continue
+                self._record_loss(spec, currency, chunk, why, now)
+        if self.spool is not None:
+            self.status.spool_bytes = self.spool.bytes_used
+
+    def _record_loss(
+        self, spec: TableSpec, currency: str | None, rows: list[tuple], why: str, now: datetime
+    ) -> None:
+        self.status.rows_dropped += len(rows)
+        reason = "spool full: rows dropped" if self.spool is not None else "no spool: rows dropped"
+        held = self._held_gaps
+        if status.record_loss(held, self._open_losses, spec, currency, rows, reason, now):
+            self.status.note_gap()
+            log.error(
+                "writer %s: DROPPING rows of %s from %s (%s, %s); the window goes to data_gaps, "
+                "the count to rows_dropped (%d so far)",
+                *(self.collector_name, spec.table_name(currency), held[-1].gap_start, why),
+                reason,
+                self.status.rows_dropped,
+            )
+
+    def _db_failed(self, exc: BaseException) -> None:
+        self._failures += 1
+        now = time.monotonic()
+        if self._db_down_since is None:
+            self._db_down_since = now
+            log.warning(
+                "writer %s: database unavailable (%r); rows go to the spool",
+                self.collector_name,
+                exc,
+            )
+        delay = min(self.retry_max_s, self.retry_base_s * 2 ** min(self._failures, 30))
+        self._retry_at = now + delay * random.uniform(0.5, 1.0)
+        self.status.db_ok = False
+
+    def _db_recovered(self) -> None:
+        if self._db_down_since is not None:
+            log.info(
+                "writer %s: database back after %.1f s",
+                self.collector_name,
+                time.monotonic() - self._db_down_since,
+            )
+        self._db_down_since = None
+        self._failures = 0
+        self.status.db_ok = True
+
+    def _after_round(self, to: str) -> None:
+        if to == "db" or self.spool is not None:
+            now = time.time()
+            self.status.last_flush_at = now
+            self.status.last_flush_to = to
+            if to == "db":
+                self.status.last_db_flush_at = now
+        self._write_status_file()
+
+    def _write_status_file(self) -> None:
+        if self.status_file is None:
+            return
+        try:
+            status.write_status_file(self.status_file, self.status)
+        except OSError as exc:
+            log.warning(
+                "writer %s: cannot write status file %s: %s",
+                self.collector_name,
+                self.status_file,
+                exc,
+            )
+
+
+async def _wait_any(events: Iterable[asyncio.Event], limit_s: float) -> None:
+    tasks = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(tasks, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

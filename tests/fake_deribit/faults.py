@@ -1,0 +1,117 @@
+"""Fault switches for the fake exchange; all of them may be changed while it runs.
+
+Transport faults (drops, refused upgrades) run on wall time; data faults (malformed
+frames, skipped book changes, random 10028) draw from one seeded RNG so a run repeats.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+MALFORMED_KINDS = ("truncated", "wrong_type", "extra_fields", "nan_literal", "missing_data")
+
+
+@dataclass
+class Faults:
+    """What to break. Defaults break nothing."""
+
+    drop_after_messages: int | None = None  # abort each session after it got N notifications
+    drop_every_s: float | None = None  # abort every connection every N wall seconds
+    stall: bool = False  # send no notifications, keep answering RPC and heartbeats
+    malformed_rate: float = 0.0  # fraction of notifications replaced by a malformed frame
+    skip_book_change: set[str] | int = field(default_factory=set)  # instruments, or a count
+    random_10028_rate: float = 0.0  # fraction of requests answered with 10028 (session ends)
+    refuse_connections_until: float | None = None  # wall time; upgrades refused until then
+    refuse_status: int = 503  # HTTP status of a refused upgrade (503 or 429)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def refusing(self) -> bool:
+        until = self.refuse_connections_until
+        return until is not None and time.time() < until
+
+    def take_book_skip(self, instrument: str) -> bool:
+        """True if this book change must be dropped (consumes the switch)."""
+        skip = self.skip_book_change
+        if isinstance(skip, int):
+            if skip > 0:
+                self.skip_book_change = skip - 1
+                return True
+            return False
+        if instrument in skip:
+            skip.discard(instrument)
+            return True
+        return False
+
+    def roll_malformed(self) -> str | None:
+        """The kind of malformed frame to send instead of the next notification, or None."""
+        if self.malformed_rate <= 0.0 or self.rng.random() >= self.malformed_rate:
+            return None
+        return self.rng.choice(MALFORMED_KINDS)
+
+    def roll_10028(self) -> bool:
+        return self.random_10028_rate > 0.0 and self.rng.random() < self.random_10028_rate
+
+
+def _stringify_first_number(data: Any) -> Any:
+    """A copy of `data` with the first numeric field (price if present) turned into a string."""
+    if isinstance(data, list):
+        return [_stringify_first_number(data[0]), *data[1:]] if data else ["bad"]
+    if isinstance(data, dict):
+        out = dict(data)
+        key = (
+            "price"
+            if "price" in out
+            else next(
+                (
+                    k
+                    for k, v in out.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                ),
+                None,
+            )
+        )
+        if key is None:
+            out["timestamp"] = "not-a-number"
+        else:
+            out[key] = str(out[key])
+        return out
+    return str(data)
+
+
+def malformed_frame(kind: str, channel: str, data: Any) -> bytes:
+    """A notification frame for `channel` broken in the way `kind` names."""
+    if kind == "truncated":
+        whole = orjson.dumps(_envelope(channel, data))
+        return whole[: max(1, len(whole) // 2)]
+    if kind == "wrong_type":
+        return orjson.dumps(_envelope(channel, _stringify_first_number(data)))
+    if kind == "extra_fields":
+        env = _envelope(channel, data)
+        env["params"]["unexpected_field"] = {"x": 1}
+        if isinstance(data, dict):
+            env["params"]["data"] = {**data, "zz_unknown": [1, "two", None]}
+        return orjson.dumps(env)
+    if kind == "nan_literal":
+        body = orjson.dumps(_envelope(channel, {"__nan__": 0}))
+        return body.replace(b'{"__nan__":0}', b'{"price":NaN,"timestamp":NaN}')
+    if kind == "missing_data":
+        return orjson.dumps(
+            {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel}}
+        )
+    raise ValueError(f"unknown malformed kind {kind!r}; known: {', '.join(MALFORMED_KINDS)}")
+
+
+def _envelope(channel: str, data: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {"channel": channel, "data": data},
+    }

@@ -1,0 +1,74 @@
+"""The pure layers import no I/O: no asyncio, websockets, aiohttp, psycopg, logging or os.
+
+Checked on the source with `ast`, including imports inside functions, and transitively through
+the project modules they import (which must be pure layers themselves).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BANNED = frozenset({"asyncio", "websockets", "aiohttp", "psycopg", "psycopg_pool", "logging", "os", "importlib"})
+PURE_MODULES = frozenset(
+    {"scripts.models", "scripts.deribit.protocol", "scripts.deribit.channels"}
+    | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
+)
+
+
+def pure_files() -> list[Path]:
+    files = [
+        ROOT / "scripts" / "models.py",
+        ROOT / "scripts" / "deribit" / "protocol.py",
+        ROOT / "scripts" / "deribit" / "channels.py",
+        *sorted((ROOT / "scripts" / "normalize").glob("*.py")),
+    ]
+    return [f for f in files if f.name != "__init__.py" or f.read_text().strip()]
+
+
+def imported_modules(source: str) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                raise AssertionError("relative imports are not used in this project")
+            module = node.module or ""
+            found.add(module)
+            # `from scripts import logs` imports the module scripts.logs
+            found.update(f"{module}.{alias.name}" for alias in node.names if module == "scripts")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
+            found.add("__import__")
+    return found
+
+
+def violations(source: str) -> list[str]:
+    bad = []
+    for module in imported_modules(source):
+        top = module.split(".")[0]
+        if top in BANNED or module == "__import__":
+            bad.append(module)
+        elif top == "scripts" and module not in PURE_MODULES and module != "scripts":
+            bad.append(module)
+    return sorted(bad)
+
+
+def test_the_checker_catches_io_imports() -> None:
+    src = "import os\nfrom asyncio import sleep\ndef f():\n    import logging\nfrom scripts import logs\nfrom scripts.storage.tables import X\n"
+    assert violations(src) == ["asyncio", "logging", "os", "scripts.logs", "scripts.storage.tables"]
+    assert violations("import orjson\nfrom scripts.models import QuoteRow\n") == []
+
+
+@pytest.mark.parametrize("path", pure_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_pure_layer_imports_no_io(path: Path) -> None:
+    assert violations(path.read_text()) == [], f"{path.relative_to(ROOT)} imports I/O"
+
+
+def test_all_pure_files_are_checked() -> None:
+    names = {str(p.relative_to(ROOT)) for p in pure_files()}
+    assert {"scripts/models.py", "scripts/deribit/protocol.py", "scripts/deribit/channels.py"} <= names
+    assert {"scripts/normalize/common.py", "scripts/normalize/trades.py", "scripts/normalize/books.py"} <= names
