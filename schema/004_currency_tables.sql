@@ -29,74 +29,82 @@ BEGIN
         RAISE EXCEPTION 'chaintape: % is not a currency code (2-16 letters or digits, e.g. btc, sol)', cur;
     END IF;
 
-    EXECUTE format($ddl$
-        CREATE TABLE IF NOT EXISTS %I (
-            "timestamp"      timestamptz NOT NULL,
-            instrument_name  text NOT NULL,
-            best_bid_price   float8,
-            best_bid_amount  float8,
-            best_ask_price   float8,
-            best_ask_amount  float8,
-            bid_iv           float8,
-            ask_iv           float8,
-            mark_iv          float8,
-            mark_price       float8,
-            underlying_price float8,
-            received_at      timestamptz
-        )$ddl$, quotes);
-    PERFORM create_hypertable(quotes::regclass, by_range('timestamp', interval '6 hours'),
-                              if_not_exists => true);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (instrument_name, "timestamp" DESC)',
-                   quotes || '_instrument_idx', quotes);
+    -- Existing tables are not touched: even CREATE INDEX IF NOT EXISTS locks the table against
+    -- the collectors' writes, and every collector runs this on start.
+    IF to_regclass(quote_ident(quotes)) IS NULL THEN
+        EXECUTE format($ddl$
+            CREATE TABLE IF NOT EXISTS %I (
+                "timestamp"      timestamptz NOT NULL,
+                instrument_name  text NOT NULL,
+                best_bid_price   float8,
+                best_bid_amount  float8,
+                best_ask_price   float8,
+                best_ask_amount  float8,
+                bid_iv           float8,
+                ask_iv           float8,
+                mark_iv          float8,
+                mark_price       float8,
+                underlying_price float8,
+                received_at      timestamptz
+            )$ddl$, quotes);
+        PERFORM create_hypertable(quotes::regclass, by_range('timestamp', interval '6 hours'),
+                                  if_not_exists => true);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (instrument_name, "timestamp" DESC)',
+                       quotes || '_instrument_idx', quotes);
+    END IF;
 
-    EXECUTE format($ddl$
-        CREATE TABLE IF NOT EXISTS %I (
-            "timestamp"           timestamptz NOT NULL,
-            instrument_name       text NOT NULL,
-            trade_id              text NOT NULL,
-            trade_seq             int8,
-            price                 float8,
-            amount                float8,
-            contracts             float8,
-            direction             text,
-            tick_direction        int2,
-            iv                    float8,
-            index_price           float8,
-            mark_price            float8,
-            liquidation           text,
-            block_trade_id        text,
-            block_trade_leg_count int4,
-            block_rfq_id          int8,
-            combo_id              text,
-            combo_trade_id        text,
-            received_at           timestamptz,
-            CONSTRAINT %I UNIQUE (trade_id, "timestamp")
-        )$ddl$, trades, trades || '_key');
-    PERFORM create_hypertable(trades::regclass, by_range('timestamp', interval '1 day'),
-                              if_not_exists => true);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (instrument_name, "timestamp" DESC)',
-                   trades || '_instrument_idx', trades);
+    IF to_regclass(quote_ident(trades)) IS NULL THEN
+        EXECUTE format($ddl$
+            CREATE TABLE IF NOT EXISTS %I (
+                "timestamp"           timestamptz NOT NULL,
+                instrument_name       text NOT NULL,
+                trade_id              text NOT NULL,
+                trade_seq             int8,
+                price                 float8,
+                amount                float8,
+                contracts             float8,
+                direction             text,
+                tick_direction        int2,
+                iv                    float8,
+                index_price           float8,
+                mark_price            float8,
+                liquidation           text,
+                block_trade_id        text,
+                block_trade_leg_count int4,
+                block_rfq_id          int8,
+                combo_id              text,
+                combo_trade_id        text,
+                received_at           timestamptz,
+                CONSTRAINT %I UNIQUE (trade_id, "timestamp")
+            )$ddl$, trades, trades || '_key');
+        PERFORM create_hypertable(trades::regclass, by_range('timestamp', interval '1 day'),
+                                  if_not_exists => true);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (instrument_name, "timestamp" DESC)',
+                       trades || '_instrument_idx', trades);
+    END IF;
 
-    EXECUTE format($ddl$
-        CREATE TABLE IF NOT EXISTS %I (
-            "timestamp"      timestamptz NOT NULL,
-            instrument_name  text NOT NULL,
-            change_id        int8,
-            bid_prices       float8[],
-            bid_amounts      float8[],
-            ask_prices       float8[],
-            ask_amounts      float8[],
-            mark_price       float8,
-            mark_iv          float8,
-            bid_iv           float8,
-            ask_iv           float8,
-            underlying_price float8,
-            open_interest    float8,
-            received_at      timestamptz,
-            CONSTRAINT %I UNIQUE (instrument_name, "timestamp")
-        )$ddl$, depth, depth || '_key');
-    PERFORM create_hypertable(depth::regclass, by_range('timestamp', interval '1 day'),
-                              if_not_exists => true);
+    IF to_regclass(quote_ident(depth)) IS NULL THEN
+        EXECUTE format($ddl$
+            CREATE TABLE IF NOT EXISTS %I (
+                "timestamp"      timestamptz NOT NULL,
+                instrument_name  text NOT NULL,
+                change_id        int8,
+                bid_prices       float8[],
+                bid_amounts      float8[],
+                ask_prices       float8[],
+                ask_amounts      float8[],
+                mark_price       float8,
+                mark_iv          float8,
+                bid_iv           float8,
+                ask_iv           float8,
+                underlying_price float8,
+                open_interest    float8,
+                received_at      timestamptz,
+                CONSTRAINT %I UNIQUE (instrument_name, "timestamp")
+            )$ddl$, depth, depth || '_key');
+        PERFORM create_hypertable(depth::regclass, by_range('timestamp', interval '1 day'),
+                                  if_not_exists => true);
+    END IF;
 
     INSERT INTO chaintape_currencies (currency) VALUES (c) ON CONFLICT (currency) DO NOTHING;
     PERFORM chaintape_currency_policies(c);

@@ -4,8 +4,8 @@
 --
 -- Compression (segmentby / orderby per table): a segment should hold hundreds to thousands of rows
 -- per chunk, or batches are tiny and compress badly.
---   quotes, depth, bars, greeks, funding: segmentby instrument_name (many rows per instrument
---     per chunk), orderby "timestamp" DESC.
+--   quotes, depth, greeks, funding: segmentby instrument_name (many rows per instrument per
+--     chunk), orderby "timestamp" DESC; *_ohlcv: segmentby instrument_name, resolution.
 --   trades: sparse per instrument (a few per chunk for most options), so no segmentby; orderby
 --     instrument_name, "timestamp" DESC keeps an instrument's trades together and trade_id last
 --     lets the (trade_id, "timestamp") key be checked against compressed batches.
@@ -47,7 +47,8 @@ CREATE OR REPLACE FUNCTION chaintape_retention(tbl text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     days    integer := coalesce(chaintape_setting('retention_days'), '0')::integer;
-    current interval;
+    wanted  interval := CASE WHEN days > 0 THEN make_interval(days => days) END;
+    present interval;
     job     integer;
 BEGIN
     IF NOT chaintape_full_edition() THEN
@@ -56,11 +57,11 @@ BEGIN
         END IF;
         RETURN;
     END IF;
-    SELECT (j.config ->> 'drop_after')::interval INTO current
+    SELECT (j.config ->> 'drop_after')::interval INTO present
       FROM timescaledb_information.jobs j
      WHERE j.hypertable_schema = current_schema()
        AND j.hypertable_name = tbl AND j.proc_name = 'policy_retention';
-    IF current IS NOT DISTINCT FROM CASE WHEN days > 0 THEN make_interval(days => days) END THEN
+    IF present IS NOT DISTINCT FROM wanted THEN
         RETURN;
     END IF;
     PERFORM remove_retention_policy(tbl::regclass, if_exists => true);
@@ -84,26 +85,28 @@ BEGIN
         PERFORM chaintape_skipped('continuous aggregate', bars);
         RETURN;
     END IF;
-    EXECUTE format($ddl$
-        CREATE MATERIALIZED VIEW IF NOT EXISTS %I WITH (timescaledb.continuous) AS
-        SELECT time_bucket(interval '1 hour', "timestamp") AS bucket,
-               instrument_name,
-               first(price, "timestamp") AS open,
-               max(price) AS high,
-               min(price) AS low,
-               last(price, "timestamp") AS close,
-               sum(amount) AS volume,
-               count(*) AS trade_count,
-               sum(price * amount) / nullif(sum(amount), 0) AS vwap,
-               sum(iv * amount) / nullif(sum(amount) FILTER (WHERE iv IS NOT NULL), 0) AS iv_vwap
-          FROM %I
-         GROUP BY bucket, instrument_name
-        WITH NO DATA$ddl$, bars, trades);
+    IF to_regclass(quote_ident(bars)) IS NULL THEN
+        EXECUTE format($ddl$
+            CREATE MATERIALIZED VIEW IF NOT EXISTS %I WITH (timescaledb.continuous) AS
+            SELECT time_bucket(interval '1 hour', "timestamp") AS bucket,
+                   instrument_name,
+                   first(price, "timestamp") AS open,
+                   max(price) AS high,
+                   min(price) AS low,
+                   last(price, "timestamp") AS close,
+                   sum(amount) AS volume,
+                   count(*) AS trade_count,
+                   sum(price * amount) / nullif(sum(amount), 0) AS vwap,
+                   sum(iv * amount) / nullif(sum(amount) FILTER (WHERE iv IS NOT NULL), 0) AS iv_vwap
+              FROM %I
+             GROUP BY bucket, instrument_name
+            WITH NO DATA$ddl$, bars, trades);
+    END IF;
+    -- The jobs view names a cagg's policy by its view (2.2x) or its materialization table (older).
     IF NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs j
-                    WHERE j.hypertable_name = (SELECT ca.materialization_hypertable_name
-                                                 FROM timescaledb_information.continuous_aggregates ca
-                                                WHERE ca.view_schema = current_schema()
-                                                  AND ca.view_name = bars)
+                     JOIN timescaledb_information.continuous_aggregates ca
+                       ON j.hypertable_name IN (ca.view_name, ca.materialization_hypertable_name)
+                    WHERE ca.view_schema = current_schema() AND ca.view_name = bars
                       AND j.proc_name = 'policy_refresh_continuous_aggregate') THEN
         job := add_continuous_aggregate_policy(bars::regclass,
                                                start_offset => interval '3 days',
@@ -136,9 +139,12 @@ DECLARE
     cur text;
     tbl text;
 BEGIN
-    PERFORM chaintape_compression('options_ohlcv', 'instrument_name', '"timestamp" DESC');
-    PERFORM chaintape_compression('perpetuals_ohlcv', 'instrument_name', '"timestamp" DESC');
-    PERFORM chaintape_compression('futures_ohlcv', 'instrument_name', '"timestamp" DESC');
+    PERFORM chaintape_compression('options_ohlcv', 'instrument_name, resolution',
+                                  '"timestamp" DESC');
+    PERFORM chaintape_compression('perpetuals_ohlcv', 'instrument_name, resolution',
+                                  '"timestamp" DESC');
+    PERFORM chaintape_compression('futures_ohlcv', 'instrument_name, resolution',
+                                  '"timestamp" DESC');
     PERFORM chaintape_compression('options_greeks', 'instrument_name', '"timestamp" DESC');
     PERFORM chaintape_compression('funding_rates', 'instrument_name', '"timestamp" DESC');
     PERFORM chaintape_compression('index_prices', 'index_name, kind', '"timestamp" DESC');

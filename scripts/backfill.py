@@ -73,9 +73,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run_backfill(
-    settings: Settings, args: argparse.Namespace, stop: asyncio.Event, *, apply_schema: bool = True
+    settings: Settings,
+    args: argparse.Namespace,
+    stop: asyncio.Event,
+    *,
+    apply_schema: bool = True,
+    limiters: LimiterSet | None = None,
 ) -> int:
-    """Runs the job until done or `stop`; exit code 0 when every part finished."""
+    """Runs the job until done or `stop`; exit code 0 when every part finished.
+
+    `limiters`: the process's limiter set when it already has one (one set per process)."""
     clock = clock_from_spec(settings.sim_clock)
     if apply_schema:
         await apply_settings_schema(replace(settings, currencies=(args.spec,)))
@@ -83,7 +90,11 @@ async def run_backfill(
     name = f"since={args.since}" + (f",until={args.until}" if args.until else "")
     job = BackfillJob(args.spec, args.since_ms, until_ms, args.parts, name)
     rate = args.requests_per_s or settings.rest_requests_per_s
-    limiters = LimiterSet.build(clock, requests_per_s=rate, burst=settings.rest_burst)
+    if limiters is None:
+        # A side job: a smaller share of get_instruments than the live collectors take.
+        limiters = LimiterSet.build(
+            clock, requests_per_s=rate, burst=settings.rest_burst, get_instruments_share=0.4
+        )
     pool = await open_pool(settings.database_url, max_size=2, application_name="chaintape-backfill")
     writer = BatchWriter(
         pool,

@@ -150,7 +150,9 @@ class _Reader:
                 raise ValueError
             return text.rstrip("/")
 
-        return self.parse(name, default, convert, f"must be a URL starting with {'/'.join(schemes)}://")
+        return self.parse(
+            name, default, convert, f"must be a URL starting with {'/'.join(schemes)}://"
+        )
 
 
 def _database_url(reader: _Reader, required: bool) -> tuple[str, list[str]]:
@@ -227,7 +229,10 @@ def load_settings(
     database_url, secrets = _database_url(r, need_database)
     currencies = _currencies(r, need_currency)
     log_level = r.parse(
-        "LOG_LEVEL", "INFO", lambda t: _one_of(t.upper(), LOG_LEVELS), f"must be one of {', '.join(LOG_LEVELS)}"
+        "LOG_LEVEL",
+        "INFO",
+        lambda t: _one_of(t.upper(), LOG_LEVELS),
+        f"must be one of {', '.join(LOG_LEVELS)}",
     )
     grafana_password = r.raw("GRAFANA_DB_PASSWORD")
     if grafana_password:
@@ -238,17 +243,23 @@ def load_settings(
         currencies=currencies,
         deribit_ws_url=r.url("DERIBIT_WS_URL", defaults.deribit_ws_url, ("wss", "ws")),
         deribit_rest_url=r.url("DERIBIT_REST_URL", defaults.deribit_rest_url, ("https", "http")),
-        deribit_history_url=r.url("DERIBIT_HISTORY_URL", defaults.deribit_history_url, ("https", "http")),
+        deribit_history_url=r.url(
+            "DERIBIT_HISTORY_URL", defaults.deribit_history_url, ("https", "http")
+        ),
         top_n_instruments=r.integer("TOP_N_INSTRUMENTS", 0),
         log_level=log_level,
         collector_name=r.raw("COLLECTOR_NAME") or "",
-        orderbook_snapshot_interval_s=r.number("ORDERBOOK_SNAPSHOT_INTERVAL_S", 300.0, minimum=0.001),
+        orderbook_snapshot_interval_s=r.number(
+            "ORDERBOOK_SNAPSHOT_INTERVAL_S", 300.0, minimum=0.001
+        ),
         orderbook_depth=r.integer("ORDERBOOK_DEPTH", 10, minimum=1),
         heartbeat_interval_s=r.integer("HEARTBEAT_INTERVAL_S", 10, minimum=10),
         data_watchdog_s=r.number("DATA_WATCHDOG_S", 30.0, minimum=0.1),
         ws_channels_per_connection=r.integer("WS_CHANNELS_PER_CONNECTION", 2000, minimum=1),
         ws_max_connections=r.integer("WS_MAX_CONNECTIONS", 4, minimum=1),
-        instrument_reconcile_interval_s=r.number("INSTRUMENT_RECONCILE_INTERVAL_S", 600.0, minimum=0.001),
+        instrument_reconcile_interval_s=r.number(
+            "INSTRUMENT_RECONCILE_INTERVAL_S", 600.0, minimum=0.001
+        ),
         trade_repair_max_age_s=r.number("TRADE_REPAIR_MAX_AGE_S", 86400.0, minimum=0.0),
         rest_requests_per_s=r.number("REST_REQUESTS_PER_S", 5.0, minimum=0.01),
         rest_burst=r.integer("REST_BURST", 20, minimum=1),

@@ -56,7 +56,10 @@ class TradeRow(NamedTuple):
 
 
 class BookSnapshotRow(NamedTuple):
-    """`{cur}_option_orderbook_depth`: an option's book to a depth; unique by (instrument_name, timestamp)."""
+    """`{cur}_option_orderbook_depth`: an option's book to a depth.
+
+    Unique by (instrument_name, timestamp).
+    """
 
     timestamp: datetime
     instrument_name: str
@@ -75,7 +78,10 @@ class BookSnapshotRow(NamedTuple):
 
 
 class OhlcvRow(NamedTuple):
-    """`perpetuals_ohlcv` and `futures_ohlcv`; unique by (instrument_name, resolution, timestamp)."""
+    """`perpetuals_ohlcv` and `futures_ohlcv`.
+
+    Unique by (instrument_name, resolution, timestamp).
+    """
 
     timestamp: datetime  # bar start
     instrument_name: str
@@ -91,7 +97,10 @@ class OhlcvRow(NamedTuple):
 
 
 class OptionOhlcvRow(NamedTuple):
-    """`options_ohlcv`: 1-minute bars with IV; unique by (instrument_name, resolution, timestamp)."""
+    """`options_ohlcv`: 1-minute bars with IV.
+
+    Unique by (instrument_name, resolution, timestamp).
+    """
 
     timestamp: datetime
     instrument_name: str
@@ -148,7 +157,10 @@ class FundingRow(NamedTuple):
 
 
 class IndexPriceRow(NamedTuple):
-    """`index_prices`: price indices (kind "price") and DVOL (kind "dvol"); unique by (index_name, kind, timestamp)."""
+    """`index_prices`: price indices (kind "price") and DVOL (kind "dvol").
+
+    Unique by (index_name, kind, timestamp).
+    """
 
     timestamp: datetime
     index_name: str

@@ -13,14 +13,20 @@ import pytest
 from tests.support.pgcluster import PgCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("CHAINTAPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data" / "deribit"))
+SHARED_DATA = Path(
+    os.environ.get("CHAINTAPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data" / "deribit")
+)
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """One throwaway cluster for the whole session; its `edition` is 'apache' or 'timescale'."""
     cluster = PgCluster()
-    print(f"\n[chaintape] test cluster on port {cluster.port}, TimescaleDB edition: {cluster.edition}", file=sys.stderr)
+    print(
+        f"\n[chaintape] test cluster on port {cluster.port}, "
+        f"TimescaleDB edition: {cluster.edition}",
+        file=sys.stderr,
+    )
     try:
         yield cluster
     finally:
@@ -30,7 +36,9 @@ def pg_cluster() -> Iterator[PgCluster]:
 @pytest.fixture
 def database_url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty database for one test (dropped afterwards)."""
-    url = pg_cluster.create_database(prefix=re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:24])
+    url = pg_cluster.create_database(
+        prefix=re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:24]
+    )
     try:
         yield url
     finally:
@@ -50,5 +58,7 @@ def full_edition(pg_cluster: PgCluster) -> None:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"recorded Deribit messages not found at {SHARED_DATA} (set CHAINTAPE_SHARED_DATA)")
+        pytest.fail(
+            f"recorded Deribit messages not found at {SHARED_DATA} (set CHAINTAPE_SHARED_DATA)"
+        )
     return SHARED_DATA

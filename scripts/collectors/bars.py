@@ -263,21 +263,26 @@ class OptionBarsPoller:
     async def load_cursor(self) -> None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT max(timestamp) FROM options_ohlcv WHERE currency = %s AND resolution = %s",
+                "SELECT max(timestamp), max(received_at) FROM options_ohlcv"
+                " WHERE currency = %s AND resolution = %s",
                 (self.spec.code, RESOLUTION),
             )
             row = await cur.fetchone()
         if row is not None and row[0] is not None:
             self.cursor = row[0] + timedelta(minutes=1)
+            # Trades recorded since the previous run's last poll (by the real-time collector,
+            # while this one was down) reach their bars whatever their timestamps.
+            self.since = row[1]
 
     async def poll(self, _deadline: float | None = None) -> None:
         started = now_utc(self.clock)
         to = ms_dt(last_closed_minute_ms(self.clock.now_ms()) + MINUTE_MS)
         marks = await self._marks() if self.fetch_marks else None
-        frm = to - self.recompute
+        # A first start aggregates the whole look-back; later polls the minutes since the last
+        # one, plus `recompute` before it for trades recorded a little late.
+        frm = to - self.max_lookback
         if self.cursor is not None:
-            frm = min(frm, self.cursor - self.recompute)
-        frm = max(frm, to - self.max_lookback)
+            frm = max(frm, min(to, self.cursor) - self.recompute)
         since = (self.since - timedelta(minutes=2)) if self.since is not None else to
         params = {
             "late_from": min(frm, to - self.late_trades),

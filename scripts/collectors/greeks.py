@@ -1,7 +1,8 @@
 """Hourly `options_greeks` for every live option: one `public/ticker` call per option.
 
 A whole chain (1,000+ options per currency) is read once per `GREEKS_POLL_INTERVAL_S`, the calls
-spread evenly over the first `spread_fraction` of the interval, so the greeks poll takes a
+spread evenly over the first `spread_fraction` of the interval (of what is left of it when the
+collector starts mid-interval), so the greeks poll takes a
 steady trickle of the shared credits (about 0.3 requests/s per 1,000 options at the default
 hour) instead of a burst that would delay the minute bars. Each row carries the ticker's own
 timestamp: delta, gamma, vega, theta, rho, mark/bid/ask IV, mark price, underlying, index,
@@ -46,7 +47,8 @@ class GreeksPoller:
         self.catalog = catalog
         self.clock = clock
         self.stop = stop
-        self.spread_s = interval_s * spread_fraction
+        self.interval_s = interval_s
+        self.spread_fraction = spread_fraction
         self.rows_written = 0
         self.missing = 0  # options that vanished (expired) between listing and call
         self.rejected = 0
@@ -61,11 +63,15 @@ class GreeksPoller:
         ]
         if not work:
             return
-        step = self.spread_s / len(work)
+        # Spread over a fraction of what is left of the interval: a start in mid-hour (or a
+        # restart) still reads every option before the hour is over.
+        interval_end = (deadline // self.interval_s + 1) * self.interval_s
+        start = max(deadline, self.clock.now())
+        step = max(0.0, interval_end - start) * self.spread_fraction / len(work)
         gate = asyncio.Semaphore(PARALLEL_CALLS)
 
         async def one(i: int, code: str, name: str) -> None:
-            if await sleep_until(self.clock, deadline + i * step, self.stop):
+            if await sleep_until(self.clock, start + i * step, self.stop):
                 return
             async with gate:
                 await self._option(code, name)

@@ -31,8 +31,8 @@ from scripts.storage.tables import INDEX_PRICES
 log = logging.getLogger(__name__)
 
 DVOL_RESOLUTION = "60"  # seconds
-# DVOL candles are stored one minute late: rows are never updated (ON CONFLICT DO NOTHING), and a
-# candle read just after its minute may not hold the minute's last samples yet.
+# DVOL rows are never updated (ON CONFLICT DO NOTHING), and a candle read just after its minute
+# may not hold the minute's last samples yet: read a minute late and drop the newest candle.
 DVOL_SETTLE_MS = 60_000
 MAX_PAGES = 100
 
@@ -54,9 +54,14 @@ async def fetch_dvol(
         if not isinstance(nxt, int) or nxt >= end or nxt < start_ms:
             break
         end = nxt
+    # The newest candle may still be forming on the server (its "now" may be inside it): it is
+    # left for the next poll, which starts right after the newest candle kept.
+    newest = max((r.timestamp for r in rows), default=None)
     seen: set[datetime] = set()
     out = []
     for row in sorted(rows, key=lambda r: r.timestamp):
+        if row.timestamp == newest:
+            continue
         ms = dt_ms(row.timestamp)
         if start_ms <= ms <= end_ms and row.timestamp not in seen:
             seen.add(row.timestamp)

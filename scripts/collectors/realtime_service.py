@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 
 async def apply_settings_schema(settings: Settings) -> None:
     """Creates or updates the tables of the collector's currency (idempotent)."""
-    from scripts.storage.migrate import apply_schema
+    from scripts.storage.migrate import apply_schema_for
 
-    await asyncio.to_thread(apply_schema, settings.database_url, settings.currencies)
+    await asyncio.to_thread(apply_schema_for, settings)
 
 
 async def run_realtime(

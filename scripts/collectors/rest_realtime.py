@@ -7,8 +7,8 @@
   `futures_ohlcv`;
 - option bars, same schedule: one `get_book_summary_by_currency(kind=option)` per currency, plus
   SQL over the recorded trades -> `options_ohlcv`;
-- greeks, every GREEKS_POLL_INTERVAL_S (3600 s): one `ticker` per live option, spread over half
-  the interval -> `options_greeks`;
+- greeks, every GREEKS_POLL_INTERVAL_S (3600 s), a minute into the hour: one `ticker` per live
+  option, spread over half the interval -> `options_greeks`;
 - indices, every INDEX_POLL_INTERVAL_S (60 s): one `get_index_price` per currency and one
   `get_volatility_index_data` for BTC/ETH -> `index_prices`.
 
@@ -28,6 +28,9 @@ from scripts.collectors.rest_service import ServiceParts
 from scripts.collectors.schedule import Schedule
 
 BAR_OFFSET_S = 2.0  # poll a little after the minute so the closed minute's last trades are in
+# Greeks start a minute into the hour, so a ticker stamped by an exchange clock a little behind
+# ours still falls in the hour it was read for.
+GREEKS_OFFSET_S = 60.0
 
 
 class RealtimeRest:
@@ -81,6 +84,13 @@ class RealtimeRest:
             Schedule(
                 "option-bars", clock, interval, option_bars, offset_s=BAR_OFFSET_S, run_now=True
             ),
-            Schedule("greeks", clock, s.greeks_poll_interval_s, greeks.poll, run_now=True),
+            Schedule(
+                "greeks",
+                clock,
+                s.greeks_poll_interval_s,
+                greeks.poll,
+                offset_s=min(GREEKS_OFFSET_S, s.greeks_poll_interval_s / 10),
+                run_now=True,
+            ),
             Schedule("indices", clock, s.index_poll_interval_s, indices.poll, run_now=True),
         ]

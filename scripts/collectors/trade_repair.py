@@ -140,7 +140,7 @@ class TradeRepairer:
     ) -> None:
         """Re-read [start_ms, end_ms] (exchange time, inclusive)."""
         oldest_ms = int((self.clock.now() - self.max_age_s) * 1000)
-        if start_ms < oldest_ms:
+        if start_ms < oldest_ms - 60_000:  # (not for the clock moving while we compute)
             self._record(start_ms, oldest_ms, f"{reason}: older than TRADE_REPAIR_MAX_AGE_S", False)
             start_ms = oldest_ms
         if end_ms < start_ms:

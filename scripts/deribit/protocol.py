@@ -19,6 +19,7 @@ MAX_CHANNELS_PER_SUBSCRIBE = 250
 TOO_MANY_REQUESTS = 10028
 
 _loads = orjson.loads
+_new = tuple.__new__
 _JSONDecodeError = orjson.JSONDecodeError
 
 
@@ -88,7 +89,8 @@ def parse_frame(raw: str | bytes) -> Frame:
         if type(params) is dict:
             channel = params.get("channel")
             if type(channel) is str and "data" in params:
-                return Notification(channel, params["data"])
+                # tuple.__new__ skips NamedTuple's Python-level __new__: this runs per message
+                return _new(Notification, (channel, params["data"]))
         raise MalformedFrame("subscription without params.channel and params.data")
     if method is None:
         return _response(obj)

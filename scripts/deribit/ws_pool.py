@@ -43,6 +43,7 @@ class DeribitWsPool:
         self.clients: list[DeribitWsClient] = []
         self.owner: dict[str, DeribitWsClient] = {}
         self.unassigned: dict[str, None] = {}
+        self._load: dict[str, int] = {}  # socket name -> channels given to it
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -67,6 +68,7 @@ class DeribitWsPool:
                     )
                 continue
             self.owner[ch] = client
+            self._load[client.name] += 1
             per_client.setdefault(client, []).append(ch)
         for client, chans in per_client.items():
             client.add_channels(chans)
@@ -77,6 +79,7 @@ class DeribitWsPool:
             self.unassigned.pop(ch, None)
             client = self.owner.pop(ch, None)
             if client is not None:
+                self._load[client.name] -= 1
                 per_client.setdefault(client, []).append(ch)
         for client, chans in per_client.items():
             client.remove_channels(chans)
@@ -87,12 +90,13 @@ class DeribitWsPool:
 
     def _client_with_room(self) -> DeribitWsClient | None:
         for client in self.clients:
-            if len(client.wanted) < self.channels_per_connection:
+            if self._load[client.name] < self.channels_per_connection:
                 return client
         if len(self.clients) >= self.max_connections:
             return None
         client = self._make_client(f"ws{len(self.clients)}")
         self.clients.append(client)
+        self._load[client.name] = 0
         if self._stop is not None:  # running: start it now
             self._tasks.append(asyncio.create_task(client.run(self._stop), name=client.name))
         return client

@@ -30,6 +30,8 @@ from scripts.normalize.common import (
 )
 from scripts.normalize.tickers import TICKER_FIELDS
 
+_new = tuple.__new__  # builds the row without NamedTuple's Python-level __new__
+
 BOOK_MESSAGE_FIELDS = frozenset(
     {"type", "timestamp", "instrument_name", "change_id", "prev_change_id", "bids", "asks"}
 )
@@ -118,14 +120,17 @@ def parse_book_message(data: Any) -> BookMessage:
         raise MalformedMessage("book: unknown type")
     if kind == "change" and prev is None:
         raise MalformedMessage("book: change without prev_change_id")
-    return BookMessage(
-        text(name, "instrument_name"),
-        check_ms(ts),
-        kind,
-        integer(change_id, "change_id"),
-        prev,
-        _levels3(bids, "bids"),
-        _levels3(asks, "asks"),
+    return _new(
+        BookMessage,
+        (
+            text(name, "instrument_name"),
+            check_ms(ts),
+            kind,
+            integer(change_id, "change_id"),
+            prev,
+            _levels3(bids, "bids"),
+            _levels3(asks, "asks"),
+        ),
     )
 
 

@@ -71,11 +71,17 @@ def num(v: Any, field: str) -> float:
 
 
 def opt_num(v: Any, field: str) -> float | None:
-    return None if v is None else num(v, field)
+    if v is None:
+        return None
+    if type(v) is float and v - v == 0.0:  # the usual case, without a second call
+        return v
+    return num(v, field)
 
 
 def amount(v: Any, field: str) -> float:
     """A finite number that is not negative (sizes, volumes)."""
+    if type(v) is float and v - v == 0.0 and v >= 0.0:
+        return v
     f = num(v, field)
     if f < 0.0:
         raise MalformedMessage(f"{field}: negative")
@@ -83,7 +89,11 @@ def amount(v: Any, field: str) -> float:
 
 
 def opt_amount(v: Any, field: str) -> float | None:
-    return None if v is None else amount(v, field)
+    if v is None:
+        return None
+    if type(v) is float and v - v == 0.0 and v >= 0.0:
+        return v
+    return amount(v, field)
 
 
 def integer(v: Any, field: str, lo: int = INT8_MIN, hi: int = INT8_MAX) -> int:
@@ -96,7 +106,11 @@ def integer(v: Any, field: str, lo: int = INT8_MIN, hi: int = INT8_MAX) -> int:
 
 
 def opt_integer(v: Any, field: str, lo: int = INT8_MIN, hi: int = INT8_MAX) -> int | None:
-    return None if v is None else integer(v, field, lo, hi)
+    if v is None:
+        return None
+    if type(v) is int and lo <= v <= hi:
+        return v
+    return integer(v, field, lo, hi)
 
 
 def text(v: Any, field: str) -> str:
@@ -109,7 +123,11 @@ def text(v: Any, field: str) -> str:
 
 
 def opt_text(v: Any, field: str) -> str | None:
-    return None if v is None else text(v, field)
+    if v is None:
+        return None
+    if type(v) is str and v and "\x00" not in v:
+        return v
+    return text(v, field)
 
 
 def id_text(v: Any, field: str) -> str:

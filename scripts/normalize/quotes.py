@@ -22,6 +22,8 @@ from scripts.normalize.common import (
 )
 from scripts.normalize.tickers import TICKER_FIELDS
 
+_new = tuple.__new__  # builds the row without NamedTuple's Python-level __new__
+
 QUOTE_FIELDS = frozenset(
     {
         "instrument_name",
@@ -56,19 +58,22 @@ def parse_quote(data: Any, *, received_at: datetime) -> QuoteRow:
         raise
     bid_price, bid_amount = side(bp, ba, "best_bid_price", "best_bid_amount")
     ask_price, ask_amount = side(ap, aa, "best_ask_price", "best_ask_amount")
-    return QuoteRow(
-        ms_to_datetime(ts),
-        text(name, "instrument_name"),
-        bid_price,
-        bid_amount,
-        ask_price,
-        ask_amount,
-        None,
-        None,
-        None,
-        None,
-        None,
-        received_at,
+    return _new(
+        QuoteRow,
+        (
+            ms_to_datetime(ts),
+            text(name, "instrument_name"),
+            bid_price,
+            bid_amount,
+            ask_price,
+            ask_amount,
+            None,
+            None,
+            None,
+            None,
+            None,
+            received_at,
+        ),
     )
 
 
@@ -91,17 +96,20 @@ def parse_ticker_quote(data: Any, *, received_at: datetime) -> QuoteRow:
     get = data.get
     bid_iv = opt_num(get("bid_iv"), "bid_iv")
     ask_iv = opt_num(get("ask_iv"), "ask_iv")
-    return QuoteRow(
-        ms_to_datetime(ts),
-        text(name, "instrument_name"),
-        bid_price,
-        bid_amount,
-        ask_price,
-        ask_amount,
-        None if bid_price is None else bid_iv,
-        None if ask_price is None else ask_iv,
-        opt_num(get("mark_iv"), "mark_iv"),
-        opt_num(get("mark_price"), "mark_price"),
-        opt_num(get("underlying_price"), "underlying_price"),
-        received_at,
+    return _new(
+        QuoteRow,
+        (
+            ms_to_datetime(ts),
+            text(name, "instrument_name"),
+            bid_price,
+            bid_amount,
+            ask_price,
+            ask_amount,
+            None if bid_price is None else bid_iv,
+            None if ask_price is None else ask_iv,
+            opt_num(get("mark_iv"), "mark_iv"),
+            opt_num(get("mark_price"), "mark_price"),
+            opt_num(get("underlying_price"), "underlying_price"),
+            received_at,
+        ),
     )

@@ -26,6 +26,8 @@ from scripts.normalize.common import (
     unknown_of,
 )
 
+_new = tuple.__new__  # builds the row without NamedTuple's Python-level __new__
+
 TICKER_FIELDS = frozenset(
     {
         "instrument_name",
@@ -114,27 +116,30 @@ def parse_ticker_greeks(data: Any, *, received_at: datetime, currency: str) -> G
     ask_price = _best(get("best_ask_price"), get("best_ask_amount"), "best_ask")
     bid_iv = opt_num(get("bid_iv"), "bid_iv")
     ask_iv = opt_num(get("ask_iv"), "ask_iv")
-    return GreeksRow(
-        ms_to_datetime(ts),
-        text(name, "instrument_name"),
-        currency,
-        delta,
-        gamma,
-        vega,
-        theta,
-        rho,
-        opt_num(get("mark_iv"), "mark_iv"),
-        None if bid_price is None else bid_iv,
-        None if ask_price is None else ask_iv,
-        opt_num(get("mark_price"), "mark_price"),
-        opt_num(get("underlying_price"), "underlying_price"),
-        opt_text(get("underlying_index"), "underlying_index"),
-        opt_num(get("index_price"), "index_price"),
-        opt_amount(get("open_interest"), "open_interest"),
-        opt_num(get("interest_rate"), "interest_rate"),
-        bid_price,
-        ask_price,
-        received_at,
+    return _new(
+        GreeksRow,
+        (
+            ms_to_datetime(ts),
+            text(name, "instrument_name"),
+            currency,
+            delta,
+            gamma,
+            vega,
+            theta,
+            rho,
+            opt_num(get("mark_iv"), "mark_iv"),
+            None if bid_price is None else bid_iv,
+            None if ask_price is None else ask_iv,
+            opt_num(get("mark_price"), "mark_price"),
+            opt_num(get("underlying_price"), "underlying_price"),
+            opt_text(get("underlying_index"), "underlying_index"),
+            opt_num(get("index_price"), "index_price"),
+            opt_amount(get("open_interest"), "open_interest"),
+            opt_num(get("interest_rate"), "interest_rate"),
+            bid_price,
+            ask_price,
+            received_at,
+        ),
     )
 
 
@@ -167,13 +172,16 @@ def parse_markprice(data: Any, *, received_at: datetime) -> list[MarkPoint]:
             iv = item["iv"]
         except KeyError as e:
             raise missing(f"markprice[{i}]", e) from None
+        iv_pct = num(iv, "iv") * 100.0
+        if iv_pct - iv_pct != 0.0:  # a finite fraction near the float limit overflows
+            raise MalformedMessage(f"markprice[{i}]: iv out of range")
         # round() drops the float noise of the x100 (0.29 * 100 = 28.999999999999996).
         append(
             MarkPoint(
                 text(name, "instrument_name"),
                 check_ms(ts),
                 num(mark, "mark_price"),
-                round(num(iv, "iv") * 100.0, 10),
+                round(iv_pct, 10),
             )
         )
     return out

@@ -29,6 +29,8 @@ from scripts.normalize.common import (
     unknown_of,
 )
 
+_new = tuple.__new__  # builds the row without NamedTuple's Python-level __new__
+
 TRADE_FIELDS = frozenset(
     {
         "trade_id",
@@ -86,28 +88,33 @@ def _trade(
     get = t.get
     leg_combo_id = get("combo_id")
     leg_combo_trade_id = get("combo_trade_id")
-    return TradeRow(
-        ms_to_datetime(ts),
-        text(name, "instrument_name"),
-        id_text(trade_id, "trade_id"),
-        opt_integer(get("trade_seq"), "trade_seq"),
-        num(price, "price"),
-        amount(size, "amount"),
-        opt_amount(get("contracts"), "contracts"),
-        direction,
-        opt_integer(get("tick_direction"), "tick_direction", _INT2_MIN, _INT2_MAX),
-        opt_num(get("iv"), "iv"),
-        opt_num(get("index_price"), "index_price"),
-        opt_num(get("mark_price"), "mark_price"),
-        opt_text(get("liquidation"), "liquidation"),
-        opt_id_text(get("block_trade_id"), "block_trade_id"),
-        opt_integer(get("block_trade_leg_count"), "block_trade_leg_count", _INT4_MIN, _INT4_MAX),
-        opt_integer(get("block_rfq_id"), "block_rfq_id"),
-        combo_id if leg_combo_id is None else text(leg_combo_id, "combo_id"),
-        combo_trade_id
-        if leg_combo_trade_id is None
-        else id_text(leg_combo_trade_id, "combo_trade_id"),
-        received_at,
+    return _new(
+        TradeRow,
+        (
+            ms_to_datetime(ts),
+            text(name, "instrument_name"),
+            id_text(trade_id, "trade_id"),
+            opt_integer(get("trade_seq"), "trade_seq"),
+            num(price, "price"),
+            amount(size, "amount"),
+            opt_amount(get("contracts"), "contracts"),
+            direction,
+            opt_integer(get("tick_direction"), "tick_direction", _INT2_MIN, _INT2_MAX),
+            opt_num(get("iv"), "iv"),
+            opt_num(get("index_price"), "index_price"),
+            opt_num(get("mark_price"), "mark_price"),
+            opt_text(get("liquidation"), "liquidation"),
+            opt_id_text(get("block_trade_id"), "block_trade_id"),
+            opt_integer(
+                get("block_trade_leg_count"), "block_trade_leg_count", _INT4_MIN, _INT4_MAX
+            ),
+            opt_integer(get("block_rfq_id"), "block_rfq_id"),
+            combo_id if leg_combo_id is None else text(leg_combo_id, "combo_id"),
+            combo_trade_id
+            if leg_combo_trade_id is None
+            else id_text(leg_combo_trade_id, "combo_trade_id"),
+            received_at,
+        ),
     )
 
 

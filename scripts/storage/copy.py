@@ -154,3 +154,14 @@ def merge_batches(batches: Sequence[Batch]) -> list[Batch]:
         else:
             merged[key] = (spec, currency, list(rows))
     return list(merged.values())
+
+
+def split_batches(part: list[Batch]) -> list[list[Batch]] | None:
+    """Halves of a failed write, to find the row the database refuses; None for a single row."""
+    if len(part) > 1:
+        return [[b] for b in part]
+    spec, currency, rows = part[0]
+    if len(rows) > 1:
+        mid = len(rows) // 2
+        return [[(spec, currency, rows[:mid])], [(spec, currency, rows[mid:])]]
+    return None

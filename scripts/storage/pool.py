@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -41,3 +43,41 @@ async def open_pool(
     )
     await pool.open(wait=False)
     return pool
+
+
+class RetrySchedule:
+    """When to try the database again: capped exponential backoff with jitter (50-100 %).
+
+    It resets only on success, so a database that accepts connections but fails every write
+    is not hammered.
+    """
+
+    def __init__(self, base_s: float = 0.5, max_s: float = 30.0) -> None:
+        self.base_s, self.max_s = base_s, max_s
+        self.failures = 0
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.retry_at
+
+    def failed(self) -> bool:
+        """Schedules the next try; True on the first failure of an outage."""
+        now = time.monotonic()
+        first = self.down_since is None
+        if first:
+            self.down_since = now
+        self.failures += 1
+        delay = min(self.max_s, self.base_s * 2 ** min(self.failures - 1, 30))
+        self.retry_at = now + delay * random.uniform(0.5, 1.0)
+        return first
+
+    def recovered(self) -> float | None:
+        """Resets; returns how long the outage lasted, None when there was none."""
+        outage = None if self.down_since is None else time.monotonic() - self.down_since
+        self.failures, self.down_since, self.retry_at = 0, None, 0.0
+        return outage

@@ -19,8 +19,10 @@ Policies:
 - `drain`: buffered rows go to the database, or to the spool when the database cannot take
   them before the deadline; then state 'stopped'.
 
-Known limit: when the connection dies during COMMIT the outcome is unknown; the rows are then
-spooled and may be written twice (harmless where the table has a key; quotes have none).
+Known limits: when the connection dies during COMMIT the outcome is unknown; the rows are then
+spooled and may be written twice (harmless where the table has a key; quotes have none). Rows
+of a flush that fails after `add` already spilled newer rows join the spool after those.
+`drain` closes the spool; rows added after it go straight to the spool.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from scripts.models import GapRow, RejectedMessageRow
 from scripts.storage import copy, status
-from scripts.storage.pool import open_pool
+from scripts.storage.pool import RetrySchedule, open_pool
 from scripts.storage.spool import Spool, SpoolBatch, split_rows
 from scripts.storage.tables import ALL_TABLES, DATA_GAPS, REJECTED_MESSAGES, TableSpec
 
@@ -59,6 +60,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 SPEC_BY_TEMPLATE = {s.name_template: s for s in ALL_TABLES}
+CONNECT_WAIT_S = 5.0  # how long a flush waits for a connection before spooling
 Batch = copy.Batch
 
 
@@ -101,7 +103,6 @@ class BatchWriter:
         self.drain_deadline_s = drain_deadline_s
         self.status_file = status_file
         self.db_timeout_s = db_timeout_s
-        self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
         self.on_previous_run = on_previous_run
         self.status = status.WriterStatus(collector_name, currency, version)
         self.previous_run: status.PreviousRun | None = None
@@ -113,9 +114,7 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._closed = False
         self._contacted = False
-        self._db_down_since: float | None = None
-        self._retry_at = 0.0
-        self._failures = 0
+        self._retry = RetrySchedule(retry_base_s, retry_max_s)
         # Read before this run overwrites it: it may know of a clean stop the DB never saw.
         self._prev_file = status.read_status_file_or_none(status_file)
 
@@ -141,7 +140,6 @@ class BatchWriter:
             self.add(spec, currency, row)
 
     def _overflow(self) -> None:
-        self.max_buffered_seen = max(self.max_buffered_seen, self._buffered)
         why = "writer closed" if self._closed else "memory bound reached"
         self._spool_batches(self._take_buffers(), why)
         self._write_status_file()
@@ -186,7 +184,7 @@ class BatchWriter:
         """One round: replay the spool if any, then write the buffers. True if the DB took them."""
         await self._ensure_pool()
         limit_s = txn_timeout_s or self.db_timeout_s
-        if self._db_down_since is not None and time.monotonic() < self._retry_at:
+        if self._retry.down and not self._retry.due():
             self._spool_batches(self._take_buffers(), "database down")
             self._after_round("spool")
             return False
@@ -219,7 +217,7 @@ class BatchWriter:
         while self._buffered or self._held_gaps:
             remaining = deadline - time.monotonic()
             spool_busy = self.spool is not None and not self.spool.is_empty
-            if remaining < 0.2 or self._db_down_since is not None or spool_busy:
+            if remaining < 0.2 or self._retry.down or spool_busy:
                 # Behind a non-empty spool the rows keep their order by joining it.
                 self._spool_batches(self._take_buffers(), "drain")
                 break
@@ -232,7 +230,7 @@ class BatchWriter:
         self._closed = True
         self.status.state = "stopped"
         remaining = deadline - time.monotonic()
-        if self._db_down_since is None and remaining > 0.2:
+        if not self._retry.down and remaining > 0.2:
             try:
                 await self._in_txn(lambda c: status.mark_stopped(c, self.status), remaining)
             except TRANSIENT_ERRORS as exc:
@@ -268,18 +266,15 @@ class BatchWriter:
 
         async def txn() -> T:
             assert self._pool is not None
-            async with self._pool.connection(timeout=limit_s) as conn, conn.transaction():
+            wait_s = min(limit_s, CONNECT_WAIT_S)
+            async with self._pool.connection(timeout=wait_s) as conn, conn.transaction():
                 return await body(conn)
 
         return await asyncio.wait_for(txn(), limit_s)
 
     async def _first_contact(self, limit_s: float) -> None:
-        async def body(conn: AsyncConnection[Any]) -> status.PreviousRun | None:
-            prev = await status.previous_run(conn, self.collector_name)
-            await status.upsert_status(conn, self.status)
-            return prev
-
-        prev = await self._in_txn(body, limit_s)
+        """Reads the previous run's status row before this run's first upsert replaces it."""
+        prev = await self._in_txn(self._swap_status_row, limit_s)
         self._contacted = True
         if prev is not None and prev.unclean:
             prev = status.amend_previous_run(prev, self._prev_file)
@@ -296,6 +291,11 @@ class BatchWriter:
             )
         if prev is not None and self.on_previous_run is not None:
             self.on_previous_run(prev)
+
+    async def _swap_status_row(self, conn: AsyncConnection[Any]) -> status.PreviousRun | None:
+        prev = await status.previous_run(conn, self.collector_name)
+        await status.upsert_status(conn, self.status)
+        return prev
 
     async def _write_isolating(
         self, batches: list[Batch], limit_s: float, offset: tuple[int, int] | None = None
@@ -334,12 +334,10 @@ class BatchWriter:
             self.status.note_rows(table, -written, -ignored)
 
     def _split(self, part: list[Batch], exc: Exception) -> list[list[Batch]]:
-        if len(part) > 1:
-            return [[b] for b in part]
+        halves = copy.split_batches(part)
+        if halves is not None:
+            return halves
         spec, currency, rows = part[0]
-        if len(rows) > 1:
-            mid = len(rows) // 2
-            return [[(spec, currency, rows[:mid])], [(spec, currency, rows[mid:])]]
         reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
         log.error("writer %s: %s", self.collector_name, reason)
         self.status.note_rejected()
@@ -409,11 +407,9 @@ class BatchWriter:
                 group_rows=self.flush_max_rows * 4,
             )
         self.status.spool_bytes = spool.bytes_used
+        took = time.monotonic() - started
         log.info(
-            "writer %s replayed %d spooled rows in %.1f s",
-            self.collector_name,
-            replayed,
-            time.monotonic() - started,
+            "writer %s replayed %d spooled rows in %.1f s", self.collector_name, replayed, took
         )
 
     async def _read_offsets(self, conn: AsyncConnection[Any]) -> dict[int, int]:
@@ -455,28 +451,14 @@ class BatchWriter:
             )
 
     def _db_failed(self, exc: BaseException) -> None:
-        self._failures += 1
-        now = time.monotonic()
-        if self._db_down_since is None:
-            self._db_down_since = now
-            log.warning(
-                "writer %s: database unavailable (%r); rows go to the spool",
-                self.collector_name,
-                exc,
-            )
-        delay = min(self.retry_max_s, self.retry_base_s * 2 ** min(self._failures, 30))
-        self._retry_at = now + delay * random.uniform(0.5, 1.0)
+        if self._retry.failed():
+            log.warning("writer %s: database unavailable (%r); spooling", self.collector_name, exc)
         self.status.db_ok = False
 
     def _db_recovered(self) -> None:
-        if self._db_down_since is not None:
-            log.info(
-                "writer %s: database back after %.1f s",
-                self.collector_name,
-                time.monotonic() - self._db_down_since,
-            )
-        self._db_down_since = None
-        self._failures = 0
+        outage_s = self._retry.recovered()
+        if outage_s is not None:
+            log.info("writer %s: database back after %.1f s", self.collector_name, outage_s)
         self.status.db_ok = True
 
     def _after_round(self, to: str) -> None:

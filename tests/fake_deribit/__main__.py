@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def build(args: argparse.Namespace) -> FakeDeribit:
         "heartbeat_scale": args.heartbeat_scale,
     }
     if args.replay is not None:
-        return FakeDeribit(replay_dir=args.replay, firehose=args.firehose, **common)
+        clock = SimClock.starting_now(time.time(), args.speed)
+        return FakeDeribit(replay_dir=args.replay, firehose=args.firehose, clock=clock, **common)
     from tests.fake_deribit.market import MarketConfig
 
     overrides: dict[str, Any] = {"seed": args.seed}
@@ -60,11 +62,7 @@ def build(args: argparse.Namespace) -> FakeDeribit:
     if args.strikes is not None:
         overrides["strikes_per_expiry"] = args.strikes
     config = MarketConfig(**overrides)
-    fake = FakeDeribit(config, **common)
-    # Same market origin, but at the requested speed.
-    fake.clock = SimClock.starting_now(fake.clock.now(), args.speed)
-    fake.limiter.clock = fake.clock
-    return fake
+    return FakeDeribit(config, speed=args.speed, **common)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -79,7 +77,7 @@ async def run(args: argparse.Namespace) -> int:
         "rest_url": fake.rest_url,
         "history_url": fake.history_url,
         "sim_clock": fake.sim_clock_spec(),
-        "pid_port": fake.port,
+        "port": fake.port,
     }
     sys.stdout.write(orjson.dumps(line).decode() + "\n")
     sys.stdout.flush()

@@ -18,7 +18,7 @@ LEVELS = 5
 
 def level_amount(inst: Instrument, rng: random.Random) -> float:
     """A resting size: a whole number of minimum amounts, heavier on perpetuals."""
-    lots = rng.randint(1, 400) if inst.kind == "future" else rng.randint(1, 60)
+    lots = (1 + int(rng.random() * 400)) if inst.kind == "future" else (1 + int(rng.random() * 60))
     return round(inst.min_amount * lots, 8)
 
 
@@ -110,7 +110,7 @@ def resize(inst: Instrument, is_bid: bool, rng: random.Random) -> list[list[Any]
     side = inst.bids if is_bid else inst.asks
     if not side:
         return []
-    lv = side[rng.randrange(len(side))]
+    lv = side[int(rng.random() * len(side))]
     amount = level_amount(inst, rng)
     if amount == lv[1]:
         amount = round(amount + inst.min_amount, 8)
@@ -132,14 +132,15 @@ def take(inst: Instrument, is_buy: bool, amount: float) -> tuple[float, float, l
 
 
 def top(inst: Instrument) -> tuple[float, float, float, float]:
-    bid = inst.bids[0] if inst.bids else None
-    ask = inst.asks[0] if inst.asks else None
-    return (
-        bid[0] if bid else 0.0,
-        bid[1] if bid else 0.0,
-        ask[0] if ask else 0.0,
-        ask[1] if ask else 0.0,
-    )
+    bids = inst.bids
+    asks = inst.asks
+    if bids:
+        if asks:
+            return (bids[0][0], bids[0][1], asks[0][0], asks[0][1])
+        return (bids[0][0], bids[0][1], 0.0, 0.0)
+    if asks:
+        return (0.0, 0.0, asks[0][0], asks[0][1])
+    return (0.0, 0.0, 0.0, 0.0)
 
 
 def snapshot_payload(inst: Instrument) -> dict[str, Any]:

@@ -61,7 +61,9 @@ class Dispatcher:
             if method in ("public/subscribe", "private/subscribe"):
                 server.stats.subscribe_calls += 1
                 self._charge(session.ip, method)
-                result, followup = self._subscribe(session, params, private=method.startswith("private/"))
+                result, followup = self._subscribe(
+                    session, params, private=method.startswith("private/")
+                )
             else:
                 result = self.call(method, params, ip=session.ip, session=session, history=False)
         except RpcError as err:
@@ -205,6 +207,8 @@ class Dispatcher:
         server = self.server
         first = not session.subscribed_once
         session.subscribed_once = True
+        if server.faults.stall:
+            return
         if server.replay is not None:
             frames = (
                 server.replay.all_frames()
@@ -213,8 +217,6 @@ class Dispatcher:
             )
             for channel, frame, data in frames:
                 session.send_notification(channel, frame, data, None)
-            return
-        if server.faults.stall:
             return
         publisher = server.publisher
         for channel in new:

@@ -34,6 +34,13 @@ class SentFact(NamedTuple):
     data: Any
 
 
+class MalformedFact(NamedTuple):
+    conn_id: Hashable
+    channel: str
+    reason: str  # which fault mangled it
+    data: Any  # what the frame should have carried
+
+
 class GroundTruth:
     """The market appends as it produces; the server calls `record_sent` for each
     notification. `record_books`/`record_sent_frames` switch the bulky parts off for the
@@ -48,6 +55,7 @@ class GroundTruth:
         self.books: list[BookFact] = []
         self.sent: list[SentFact] = []
         self.sent_count = 0
+        self.malformed: list[MalformedFact] = []
 
     # -- from the market ---------------------------------------------------------------------
     def add_trade(self, trade: dict[str, Any]) -> None:
@@ -84,6 +92,10 @@ class GroundTruth:
         self.sent_count += 1
         if self.record_sent_frames:
             self.sent.append(SentFact(conn_id, channel, data))
+
+    def record_malformed(self, conn_id: Hashable, channel: str, reason: str, data: Any) -> None:
+        """A notification a fault switch sent broken on purpose (not counted as sent)."""
+        self.malformed.append(MalformedFact(conn_id, channel, reason, data))
 
     # -- queries -----------------------------------------------------------------------------
     def sent_on(self, channel_prefix: str, conn_id: Hashable | None = None) -> list[SentFact]:

@@ -209,6 +209,7 @@ class Instrument:
         "open_interest",
         "px",
         "px_sec",
+        "settle",
         "strike",
         "tick",
         "tick_digits",
@@ -263,6 +264,7 @@ class Instrument:
         self.hourly: dict[int, list[float]] = {}  # hour -> [volume, volume_usd, high, low, first]
         self.px_sec = -1
         self.px: tuple[float, ...] = ()
+        self.settle: tuple[int, float] = (-1, 0.0)  # (08:00 of the day, mark then)
         self.underlying = "index_price"  # options: the future or SYN. name they are priced on
         self.info = self.build_info()
 

@@ -81,6 +81,7 @@ class MarketEvent(NamedTuple):
 
 
 Process = Callable[[float], float | None]
+_new_event = tuple.__new__  # skips NamedTuple.__new__'s Python frame on the hot path
 
 
 class Market:
@@ -150,9 +151,11 @@ class Market:
         inst = self.by_name[name]
         return [(p, a) for p, a in inst.bids], [(p, a) for p, a in inst.asks], inst.change_id
 
-    def book_snapshot(self, name: str) -> dict[str, Any]:
-        """The first `book.{instrument}.{interval}` message of a subscription."""
-        return snapshot_payload(self.by_name[name])
+    def book_snapshot(self, name: str) -> dict[str, Any] | None:
+        """The first `book.{instrument}.{interval}` message of a subscription (None when the
+        instrument does not exist yet)."""
+        inst = self.instrument(name)
+        return None if inst is None else snapshot_payload(inst)
 
     def ticker(self, name: str) -> dict[str, Any]:
         inst = self.by_name[name]
@@ -267,7 +270,7 @@ class Market:
         if not pool:
             return
         for _ in range(4):
-            inst = pool[rng.randrange(len(pool))]
+            inst = pool[int(rng.random() * len(pool))]
             if inst.alive_at(ts):
                 break
         else:
@@ -281,7 +284,7 @@ class Market:
             ceil_to(raw, tick, inst.tick_digits) if buy else floor_to(raw, tick, inst.tick_digits)
         )
         price = max(price, inst.tick)
-        lots = rng.randint(1, 20 if inst.kind == "option" else 300)
+        lots = 1 + int(rng.random() * (20 if inst.kind == "option" else 300))
         amount = round(inst.min_amount * lots, 8)
         self._make_trade(cs, inst, ts, price, amount, "buy" if buy else "sell", None)
 
@@ -294,7 +297,7 @@ class Market:
         self.truth.add_book(snapshot_payload(inst))
 
     def _next_change_id(self, group: str, rng: random.Random) -> int:
-        value = self._change_ids[group] + 1 + rng.randrange(4)
+        value = self._change_ids[group] + 1 + int(rng.random() * 4)
         self._change_ids[group] = value
         return value
 
@@ -305,7 +308,7 @@ class Market:
 
     # -- event helpers (used by processes.py) --------------------------------------------------
     def emit(self, kind: str, ts: int, key: str, data: Any) -> None:
-        self._out.append(MarketEvent(kind, ts, key, data))
+        self._out.append(_new_event(MarketEvent, (kind, ts, key, data)))
 
     def emit_book(
         self,
@@ -330,12 +333,16 @@ class Market:
         }
         inst.change_id = new_id
         inst.book_ts = ts
-        self._out.append(MarketEvent("book", ts, inst.name, data))
-        self.truth.add_book(data)
+        out = self._out
+        out.append(_new_event(MarketEvent, ("book", ts, inst.name, data)))
+        truth = self.truth
+        if truth.record_books:
+            truth.add_book(data)
         if top(inst) != old_top:
             q = quote_payload(inst, ts)
-            self._out.append(MarketEvent("quote", ts, inst.name, q))
-            self.truth.add_quote(q)
+            out.append(_new_event(MarketEvent, ("quote", ts, inst.name, q)))
+            if truth.record_books:
+                truth.add_quote(q)
 
     def emit_trades(self, inst: Instrument, ts: int, trades: list[dict[str, Any]]) -> None:
         self._out.append(MarketEvent("trades", ts, inst.name, trades))
@@ -366,7 +373,7 @@ class Market:
         fills = 2 if perp and len(side) >= 2 and rng.random() < cfg.sweep_probability else 1
         extra = None
         if perp and rng.random() < cfg.liquidation_probability:
-            extra = {"liquidation": ("M", "T", "MT")[rng.randrange(3)]}
+            extra = {"liquidation": ("M", "T", "MT")[int(rng.random() * 3)]}
         direction = "buy" if buy else "sell"
         trades = []
         changes: list[list[Any]] = []
@@ -374,7 +381,7 @@ class Market:
             amount = (
                 side[0][1]
                 if fills == 2 and n == 0
-                else round(inst.min_amount * rng.randint(1, lots), 8)
+                else round(inst.min_amount * (1 + int(rng.random() * lots)), 8)
             )
             price, filled, ch = take(inst, buy, amount)
             changes += ch
@@ -386,17 +393,17 @@ class Market:
 
     def block_trade(self, cs: CurrencyState, ts: int, rng: random.Random) -> None:
         """Two option legs off the book with one block_trade_id: one `trades` event per leg."""
-        first = cs.options[rng.randrange(len(cs.options))]
+        first = cs.options[int(rng.random() * len(cs.options))]
         same = [o for o in cs.options if o.expiry_ms == first.expiry_ms and o is not first]
         if not same:
             return
-        second = same[rng.randrange(len(same))]
+        second = same[int(rng.random() * len(same))]
         self._next_block_id += 1
         extra = {"block_trade_id": str(self._next_block_id), "block_trade_leg_count": 2}
         for leg in (first, second):
             mark = px(cs.model, leg, ts)[PX_MARK]
             price = max(leg.tick, nearest(mark, leg.tick_at(mark), leg.tick_digits))
-            amount = round(leg.min_amount * rng.randint(25, 250), 8)
+            amount = round(leg.min_amount * (25 + int(rng.random() * 226)), 8)
             direction = "buy" if rng.random() < 0.5 else "sell"
             self.emit_trades(
                 leg, ts, [self._make_trade(cs, leg, ts, price, amount, direction, extra)]

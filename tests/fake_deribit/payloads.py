@@ -131,7 +131,9 @@ def _settlement(model: PriceModel, inst: Instrument, ms: int) -> float:
     day = ms - ms % DAY_MS + EXPIRY_HOUR_UTC * HOUR_MS
     if day > ms:
         day -= DAY_MS
-    return compute_px(model, inst, max(day, inst.creation_ms))[PX_MARK]
+    if inst.settle[0] != day:
+        inst.settle = (day, compute_px(model, inst, max(day, inst.creation_ms))[PX_MARK])
+    return inst.settle[1]
 
 
 def _band(inst: Instrument, mark: float) -> tuple[float, float]:

@@ -73,9 +73,9 @@ def _pick_for_book(cs: CurrencyState, rng: random.Random) -> Instrument | None:
     if cs.perp is not None and r < 0.2:
         return cs.perp
     if cs.futures and r < 0.3:
-        return cs.futures[rng.randrange(len(cs.futures))]
+        return cs.futures[int(rng.random() * len(cs.futures))]
     if cs.options:
-        return cs.options[rng.randrange(len(cs.options))]
+        return cs.options[int(rng.random() * len(cs.options))]
     return cs.perp
 
 
@@ -87,11 +87,11 @@ def _book_body(m: Market, cs: CurrencyState) -> Body:
         is_bid = rng.random() < 0.5
         r = rng.random()
         old = top(inst)
-        if r < 0.55:
+        if r < 0.7:
             changes = resize(inst, is_bid, rng)
         else:
             fair = px(cs.model, inst, ts)[PX_MARK]
-            changes = recenter(inst, fair, is_bid, rng, r < 0.9) or resize(inst, is_bid, rng)
+            changes = recenter(inst, fair, is_bid, rng, r < 0.95) or resize(inst, is_bid, rng)
         if changes:
             m.emit_book(inst, ts, changes if is_bid else [], [] if is_bid else changes, old, rng)
 
@@ -105,7 +105,7 @@ def _option_trade_body(m: Market, cs: CurrencyState) -> Body:
         if rng.random() < m.config.block_trade_probability:
             m.block_trade(cs, ts, rng)
             return
-        inst = cs.options[rng.randrange(len(cs.options))]
+        inst = cs.options[int(rng.random() * len(cs.options))]
         m.taker_trade(cs, inst, ts, rng, 20, False)
 
     return body
@@ -122,7 +122,7 @@ def _perp_trade_body(m: Market, cs: CurrencyState) -> Body:
 def _future_trade_body(m: Market, cs: CurrencyState) -> Body:
     def body(ts: int, rng: random.Random) -> None:
         if cs.futures:
-            m.taker_trade(cs, cs.futures[rng.randrange(len(cs.futures))], ts, rng, 300, False)
+            m.taker_trade(cs, cs.futures[int(rng.random() * len(cs.futures))], ts, rng, 300, False)
 
     return body
 

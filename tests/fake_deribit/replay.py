@@ -77,7 +77,11 @@ class ReplayCorpus:
                 msg = parse_line(line)
                 params = msg.get("params") if isinstance(msg, dict) else None
                 channel = params.get("channel") if isinstance(params, dict) else None
-                if msg.get("method") != "subscription" or not isinstance(channel, str):
+                if (
+                    not isinstance(params, dict)
+                    or msg.get("method") != "subscription"
+                    or not isinstance(channel, str)
+                ):
                     corpus.skipped[path.name] += 1
                     continue
                 corpus.notifications.append(

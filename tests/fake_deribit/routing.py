@@ -156,7 +156,7 @@ class Router:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.subscribers: dict[str, set[Hashable]] = {}
+        self.subscribers: dict[str, set[Any]] = {}  # channel → sessions
         self.grouped: dict[str, set[str]] = {}  # instrument → subscribed grouped book channels
         self._targets: dict[tuple[str, str], tuple[str, ...]] = {}
 

@@ -34,6 +34,9 @@ from tests.fake_deribit.session import WsSession
 log = logging.getLogger(__name__)
 
 PUMP_PERIOD_S = 0.01
+# At most this much market time per pump step, so a market that falls behind the clock
+# catches up in slices and requests are still answered in between.
+PUMP_MAX_STEP_MS = 500
 WS_PATH = "/ws/api/v2"
 # aiohttp would close on frames above its own limit; we answer -32600 ourselves instead.
 AIOHTTP_MAX_MSG_BYTES = 16 * 1024 * 1024
@@ -70,13 +73,21 @@ class MalformedFrame:
 
 
 class FakeDeribit:
-    """The fake exchange; see tests/fake_deribit/README.md."""
+    """The fake exchange; see tests/fake_deribit/README.md.
+
+    `speed` is used only when no `clock` is given. `heartbeat_scale` multiplies heartbeat
+    intervals (wall seconds) so tests can use short ones. `firehose` (replay mode) sends every
+    recorded notification to each session after its first subscribe. `.raw` channels need
+    `public/auth` unless `allow_raw_without_auth` (default: only in replay mode, as the
+    2021 recordings subscribed to raw without auth).
+    """
 
     def __init__(
         self,
         market_config: Any = None,
         *,
         clock: SimClock | None = None,
+        speed: float = 1.0,
         replay_dir: Path | None = None,
         limits: Limits | None = None,
         faults: Faults | None = None,
@@ -100,7 +111,7 @@ class FakeDeribit:
         self.rest: Any = None
         if replay_dir is not None:
             self.replay = ReplayCorpus.load(Path(replay_dir))
-            self.clock = clock or SimClock.starting_now(time.time(), 1.0)
+            self.clock = clock or SimClock.starting_now(time.time(), speed)
             self.catalog = Catalog(permissive=True)
             self.catalog.extra_channels = self.replay.channels
         else:
@@ -109,7 +120,8 @@ class FakeDeribit:
 
             config = market_config if market_config is not None else MarketConfig()
             self.market = Market(config)
-            self.clock = clock or SimClock.starting_now(self.market.now_ms / 1000.0, 1.0)
+            # Without a clock, market time starts at the market's origin once it is built.
+            self.clock = clock or SimClock.starting_now(self.market.now_ms / 1000.0, speed)
             self.truth = self.market.truth
             self.rest = RestApi(self.market)
             self.catalog = Catalog()
@@ -158,9 +170,7 @@ class FakeDeribit:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._port)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = self._runner.addresses[0][1]
         if self.market is not None:
             self._tasks.append(asyncio.create_task(self._pump(), name="fake-deribit-pump"))
         self._tasks.append(asyncio.create_task(self._drop_timer(), name="fake-deribit-drops"))
@@ -209,20 +219,26 @@ class FakeDeribit:
 
     async def _pump(self) -> None:
         while True:
+            behind = False
             try:
-                self.pump_once()
+                behind = self.pump_once()
             except Exception:
                 self.stats.pump_errors += 1
                 log.exception("fake exchange: market pump failed")
-            await asyncio.sleep(PUMP_PERIOD_S)
+            await asyncio.sleep(0 if behind else PUMP_PERIOD_S)
 
-    def pump_once(self) -> None:
-        """Advance the market to the clock and route what happened (no await inside)."""
-        events = self.market.advance_to(self.clock.now_ms())
+    def pump_once(self) -> bool:
+        """Advance the market towards the clock and route what happened (no await inside).
+
+        True when the market is still behind the clock after this step."""
+        target = self.clock.now_ms()
+        step_to = min(target, self.market.now_ms + PUMP_MAX_STEP_MS)
+        events = self.market.advance_to(step_to)
         publish = self.publisher.publish
         for ev in events:
             publish(ev.kind, ev.key, ev.data)
         self.publisher.end_batch()
+        return step_to < target
 
     async def _drop_timer(self) -> None:
         last = time.monotonic()

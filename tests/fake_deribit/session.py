@@ -80,7 +80,9 @@ class WsSession:
             log.warning("session %s: outgoing queue full, dropping the client", self.conn_id)
             self.abort()
 
-    def send_notification(self, channel: str, frame: bytes, data: Any, malformed: bool) -> None:
+    def send_notification(
+        self, channel: str, frame: bytes, data: Any, malformed: str | None
+    ) -> None:
         """Queue a notification and record it in ground truth; may trigger drop faults."""
         if self.closing:
             return

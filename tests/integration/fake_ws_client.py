@@ -1,17 +1,27 @@
-"""A bare WebSocket JSON-RPC client for tests of the fake exchange (no retries, no magic).
-
-It keeps every frame it received, raw, so tests can assert on exactly what the server sent.
+"""Helpers for tests of the fake exchange: a bare WebSocket JSON-RPC client (no retries, no
+magic; it keeps every frame it received, raw) and a small running `FakeDeribit`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from scripts.clock import SimClock
+from tests.fake_deribit.market import MarketConfig
+from tests.fake_deribit.server import FakeDeribit
+
+PERP = "BTC-PERPETUAL"
+HB_SCALE = 0.02  # a 10 s heartbeat interval lasts 0.2 s of wall time
 
 
 class RawClient:
@@ -95,3 +105,42 @@ class RawClient:
         return [
             n["params"]["data"] for n in self.notifications if n["params"]["channel"] == channel
         ]
+
+
+def small_config(**overrides: Any) -> MarketConfig:
+    base: dict[str, Any] = {
+        "seed": 7,
+        "currencies": ("BTC",),
+        "expiries": 1,
+        "strikes_per_expiry": 4,
+        "history_s": 600,
+    }
+    base.update(overrides)
+    return MarketConfig(**base)
+
+
+@contextlib.asynccontextmanager
+async def running(speed: float = 5.0, **kwargs: Any) -> AsyncIterator[FakeDeribit]:
+    config = kwargs.pop("config", None) or small_config()
+    clock = SimClock.starting_now(config.start_ms / 1000.0, speed)
+    kwargs.setdefault("heartbeat_scale", HB_SCALE)
+    async with FakeDeribit(config, clock=clock, **kwargs) as fake:
+        yield fake
+
+
+async def closed_code(client: RawClient, within: float = 10.0) -> tuple[int | None, str]:
+    """Read until the server closes; the close code and reason it sent (None: no close frame)."""
+    with pytest.raises(ConnectionClosed) as info:
+        async with asyncio.timeout(within):
+            while True:
+                await client.recv_one()
+    rcvd = info.value.rcvd
+    return (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
+
+
+async def wait_for(predicate: Any, within: float = 10.0) -> None:
+    """Poll server-side state (it changes on the server's own schedule)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

@@ -1,4 +1,4 @@
-"""The fake Deribit over real sockets: framing, heartbeats, subscriptions, limits, faults.
+"""The fake Deribit over real sockets: framing, heartbeats, subscriptions, limits, REST.
 
 Each test runs its own `FakeDeribit` on 127.0.0.1 port 0 with a small BTC-only market.
 """
@@ -6,62 +6,30 @@ Each test runs its own `FakeDeribit` on 127.0.0.1 port 0 with a small BTC-only m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from scripts.clock import SimClock
-from tests.fake_deribit.faults import MALFORMED_KINDS, Faults
-from tests.fake_deribit.limits import Limits
-from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.fake_ws_client import RawClient
+from tests.integration.fake_ws_client import (
+    PERP,
+    RawClient,
+    closed_code,
+    running,
+    small_config,
+    wait_for,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PERP = "BTC-PERPETUAL"
-HB_SCALE = 0.02  # a 10 s heartbeat interval lasts 0.2 s of wall time
-
-
-def small_config(**overrides: Any) -> MarketConfig:
-    base: dict[str, Any] = {
-        "seed": 7,
-        "currencies": ("BTC",),
-        "expiries": 1,
-        "strikes_per_expiry": 4,
-        "history_s": 600,
-    }
-    base.update(overrides)
-    return MarketConfig(**base)
-
-
-@contextlib.asynccontextmanager
-async def running(speed: float = 5.0, **kwargs: Any) -> AsyncIterator[FakeDeribit]:
-    config = kwargs.pop("config", None) or small_config()
-    clock = SimClock.starting_now(config.start_ms / 1000.0, speed)
-    kwargs.setdefault("heartbeat_scale", HB_SCALE)
-    async with FakeDeribit(config, clock=clock, **kwargs) as fake:
-        yield fake
-
-
-async def closed_code(client: RawClient, within: float = 10.0) -> tuple[int | None, str]:
-    """Read until the server closes; the close code and reason it sent (None: no close frame)."""
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(within):
-            while True:
-                await client.recv_one()
-    rcvd = info.value.rcvd
-    return (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
 
 
 def option_names(fake: FakeDeribit) -> list[str]:
@@ -234,6 +202,9 @@ async def test_book_chain_holds_and_breaks_once_per_skipped_change() -> None:
                 last = msg["change_id"]
         assert breaks == {name: int(name == PERP) for name in books}
         assert fake.stats.book_changes_skipped == 1
+        fake.faults.skip_book_change = 2  # a count: the next two changes of any book
+        await client.read_for(1.0)
+        assert fake.stats.book_changes_skipped == 3 and fake.faults.skip_book_change == 0
         assert len(client.on(channels[0])) > 10
         # What arrived is what the server says it sent to this connection.
         sent = [s.data for s in fake.truth.sent_on(channels[0])]
@@ -256,6 +227,37 @@ async def test_grouped_book_windows_and_incremental_ticker() -> None:
         assert tickers[0]["type"] == "snapshot" and "mark_price" in tickers[0]
         assert all(t["type"] == "change" for t in tickers[1:])
         await client.close()
+
+
+async def test_listed_instruments_are_announced_and_become_subscribable() -> None:
+    config = small_config(listing_every_s=20.0)
+    async with running(speed=60.0, config=config) as fake:
+        client = await RawClient.connect(fake.ws_url)
+        channels = ["instrument.creation.option.BTC", "instrument.state.any.any"]
+        assert sorted(
+            (await client.call("public/subscribe", {"channels": channels}))["result"]
+        ) == (sorted(channels))
+        await client.read_until(lambda: client.on(channels[0]), within=20)
+        created = client.on(channels[0])[0]
+        name = created["instrument_name"]
+        assert created["kind"] == "option" and name not in option_names_at_start(fake)
+        await client.read_until(
+            lambda: any(s["instrument_name"] == name for s in client.on(channels[1]))
+        )
+        book = f"book.{name}.100ms"
+        assert (await client.call("public/subscribe", {"channels": [book]}))["result"] == [book]
+        await client.read_until(lambda: client.on(book))
+        assert client.on(book)[0]["type"] == "snapshot"
+        await client.close()
+
+
+def option_names_at_start(fake: FakeDeribit) -> set[str]:
+    start = fake.market.config.start_ms
+    return {
+        i["instrument_name"]
+        for i in fake.market.instruments("BTC", "option", False)
+        if i["creation_timestamp"] < start
+    }
 
 
 # -- REST and stream agree --------------------------------------------------------------------
@@ -378,6 +380,33 @@ async def test_get_instruments_has_the_stricter_limit_over_http() -> None:
         assert fake.stats.rest_calls_by_method["public/get_instruments"] == 6
 
 
+async def test_http_post_bodies_and_the_history_host() -> None:
+    async with running() as fake, aiohttp.ClientSession() as http:
+        body = {"jsonrpc": "2.0", "id": 42, "method": "public/get_time", "params": {}}
+        async with http.post(f"{fake.rest_url}/public/get_time", json=body) as resp:
+            reply = await resp.json()
+            assert resp.status == 200 and reply["id"] == 42 and reply["testnet"] is False
+        big = {**body, "params": {"pad": "x" * 40_000}}
+        async with http.post(f"{fake.rest_url}/public/get_time", json=big) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == -32600
+        async with http.post(f"{fake.rest_url}/public/get_time", data=b"{nope") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"] == {
+                "code": 11050,
+                "message": "bad_request",
+                "data": "invalid json",
+            }
+        async with http.get(f"{fake.rest_url}/public/ticker?instrument_name=NOPE") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == -32602
+        trades = await rest(
+            http, fake.history_url, "get_last_trades_by_instrument", instrument_name=PERP, count=5
+        )
+        assert len(trades["trades"]) == 5
+        assert fake.stats.rest_calls_by_method["public/get_last_trades_by_instrument"] == 1
+
+
 async def test_33rd_connection_is_refused_with_429() -> None:
     async with running() as fake:
         clients = [await RawClient.connect(fake.ws_url) for _ in range(32)]
@@ -385,108 +414,11 @@ async def test_33rd_connection_is_refused_with_429() -> None:
             await websockets.connect(fake.ws_url, open_timeout=10)
         assert info.value.response.status_code == 429
         await clients.pop().close()
-        async with asyncio.timeout(10):
-            while fake.limiter.connections("127.0.0.1") >= 32:
-                await asyncio.sleep(0.02)
+        await wait_for(lambda: fake.limiter.connections("127.0.0.1") < 32)
         clients.append(await RawClient.connect(fake.ws_url))
         assert fake.stats.refused == 1
         for client in clients:
             await client.close()
-
-
-# -- faults -----------------------------------------------------------------------------------
-async def test_drop_after_messages_cuts_the_socket() -> None:
-    async with running(speed=10.0, faults=Faults(drop_after_messages=5)) as fake:
-        client = await RawClient.connect(fake.ws_url)
-        await client.call("public/subscribe", {"channels": [f"book.{PERP}.100ms"]})
-        code, _ = await closed_code(client)
-        assert code is None  # no close frame: an abrupt drop
-        assert len(client.notifications) == 5
-        assert fake.stats.dropped_connections == 1
-
-
-async def test_drop_every_s_drops_all_connections() -> None:
-    async with running(faults=Faults(drop_every_s=0.3)) as fake:
-        clients = [await RawClient.connect(fake.ws_url) for _ in range(2)]
-        for client in clients:
-            code, _ = await closed_code(client)
-            assert code is None
-        assert fake.stats.dropped_connections >= 2
-
-
-async def test_stall_stops_data_but_not_rpc_or_heartbeats() -> None:
-    async with running(speed=10.0) as fake:
-        channel = f"book.{PERP}.100ms"
-        client = await RawClient.connect(fake.ws_url)
-        client.answer_heartbeats = True
-        await client.call("public/subscribe", {"channels": [channel]})
-        await client.read_until(lambda: len(client.on(channel)) >= 2)
-        fake.faults.stall = True
-        await client.read_for(0.2)  # frames already queued may still arrive
-        stalled_at = len(client.notifications)
-        await client.call("public/set_heartbeat", {"interval": 10})
-        await client.read_for(1.0)
-        assert len(client.notifications) == stalled_at
-        assert len(client.heartbeats) >= 2
-        assert (await client.call("public/get_time"))["result"] > 0
-        fake.faults.stall = False
-        await client.read_until(lambda: len(client.notifications) > stalled_at)
-        await client.close()
-
-
-async def test_malformed_frames_are_sent_and_recorded() -> None:
-    faults = Faults(malformed_rate=0.5, seed=3)
-    async with running(speed=10.0, faults=faults) as fake:
-        client = await RawClient.connect(fake.ws_url)
-        await client.call("public/subscribe", {"channels": [f"book.{PERP}.100ms", f"quote.{PERP}"]})
-        await client.read_until(lambda: len(fake.malformed) >= 40, within=30)
-        await client.read_for(0.3)
-        bad = [m for m in fake.malformed if m.conn_id == 1]
-        assert {m.kind for m in bad} == set(MALFORMED_KINDS)
-        received = set(client.raw)
-        assert all(m.frame.decode() in received for m in bad[:30])
-        bad_frames = {m.frame.decode() for m in bad}
-        assert set(client.unparsable) <= bad_frames and client.unparsable
-        assert sum(fake.stats.malformed_sent.values()) == len(fake.malformed)
-        # Ground truth lists only the good frames.
-        good = len(fake.truth.sent_on("", conn_id=1))
-        assert good + len(bad) == fake.stats.notifications_sent
-        await client.close()
-
-
-async def test_random_10028_ends_the_session() -> None:
-    async with running(faults=Faults(random_10028_rate=1.0)) as fake:
-        client = await RawClient.connect(fake.ws_url)
-        reply = await client.call("public/get_time")
-        assert reply["error"]["code"] == 10028
-        await closed_code(client)
-        fake.faults.random_10028_rate = 0.0
-        again = await RawClient.connect(fake.ws_url)
-        assert "result" in await again.call("public/get_time")
-        await again.close()
-
-
-async def test_refused_connections_until_a_wall_time() -> None:
-    async with running(faults=Faults(refuse_connections_until=time.time() + 60)) as fake:
-        with pytest.raises(InvalidStatus) as info:
-            await websockets.connect(fake.ws_url, open_timeout=10)
-        assert info.value.response.status_code == 503
-        fake.faults.refuse_connections_until = time.time() - 1
-        client = await RawClient.connect(fake.ws_url)
-        assert "result" in await client.call("public/test")
-        await client.close()
-        assert fake.stats.refused == 1
-
-
-async def test_limits_are_configurable() -> None:
-    limits = Limits(credits_max=1_000, credits_per_request=500, max_connections_per_ip=1)
-    async with running(speed=0.001, limits=limits) as fake:
-        client = await RawClient.connect(fake.ws_url)
-        with pytest.raises(InvalidStatus):
-            await websockets.connect(fake.ws_url, open_timeout=10)
-        assert "result" in await client.call("public/test")
-        assert "result" in await client.call("public/test")
-        assert (await client.call("public/test"))["error"]["code"] == 10028
 
 
 # -- standalone -------------------------------------------------------------------------------

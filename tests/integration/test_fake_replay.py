@@ -119,12 +119,16 @@ def _first_result(shared_data: Path, method: str) -> Any:
     return parse_line(line)["result"]
 
 
-async def test_rest_answers_from_the_recordings(shared_data: Path) -> None:
-    methods = sorted(
+def recorded_rest_methods(shared_data: Path) -> list[str]:
+    return sorted(
         p.stem.removeprefix("rest_")
         for p in shared_data.glob("rest_*.jsonl")
         if p.stem not in ("rest_error_bodies_partial", "rest_get_instruments")
     )
+
+
+async def test_rest_answers_from_the_recordings(shared_data: Path) -> None:
+    methods = recorded_rest_methods(shared_data)
     async with FakeDeribit(replay_dir=shared_data) as fake, aiohttp.ClientSession() as http:
         for method in methods:
             async with http.get(f"{fake.rest_url}/public/{method}") as resp:

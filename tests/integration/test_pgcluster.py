@@ -45,7 +45,9 @@ def test_cluster_stops_and_starts_on_the_same_port() -> None:
         cluster.destroy()
 
 
-def test_full_edition_features_skip_with_reason_on_apache(pg_cluster: PgCluster, database_url: str) -> None:
+def test_full_edition_features_skip_with_reason_on_apache(
+    pg_cluster: PgCluster, database_url: str
+) -> None:
     """On the Apache edition compression is refused with the licence error the schema handles."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")

@@ -148,58 +148,51 @@ async def test_full_spool_loses_exactly_the_window_recorded_in_data_gaps(
     for g in gaps:
         assert g[0:2] == ("btc_option_quotes", "spool_full") and g[4] == "spool full: rows dropped"
         assert g[5] is False
-    print(sorted((g[2], g[3]) for g in gaps), missing[:3], missing[-3:], len(missing))
     in_a_gap = {i for i, t in enumerate(want) if any(g[2] <= t <= g[3] for g in gaps)}
     assert in_a_gap == set(missing)  # the windows are exactly the loss
 
 
-def _run_spool_writer(db: str, spool_dir: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.spool_writer",
-            db,
-            str(spool_dir),
-            "kill-test",
-            *args,
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _run_spool_writer(db: str, spool_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.support.spool_writer", db, str(spool_dir), "kill-test"],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def test_kill_9_mid_replay_then_restart_duplicates_nothing(db: str, tmp_path: Path) -> None:
-    spool = Spool(tmp_path, max_bytes=1 << 30, collector_name="kill-test")
+    spool_dir = tmp_path / "spool"
+    spool = Spool(spool_dir, max_bytes=1 << 30, collector_name="kill-test")
     n = 0
     for _ in range(300):
-        assert spool.append(
-            SpoolBatch("{cur}_option_quotes", "BTC", [tuple(quote(i)) for i in range(n, n + 100)])
-        )
+        rows = [tuple(quote(i)) for i in range(n, n + 100)]
+        assert spool.append(SpoolBatch("{cur}_option_quotes", "BTC", rows))
         n += 100
     spool.close()
 
-    proc = _run_spool_writer(db, tmp_path)
+    proc = _run_spool_writer(db, spool_dir, tmp_path / "first.log")
     try:
-        await _eventually(lambda: _quote_count(db) > 0, timeout_s=60)
+        await _eventually(lambda: _quote_count(db) > 0 or proc.poll() is not None, timeout_s=60)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     killed_at = _quote_count(db)
     assert 0 < killed_at < n, "the kill must land mid-replay"
-    assert (
-        query(db, "SELECT count(*) FROM spool_offsets WHERE collector_name = 'kill-test'")[0][0]
-        == 1
+    offsets = query(
+        db, "SELECT last_batch_seq FROM spool_offsets WHERE collector_name = 'kill-test'"
     )
+    assert (
+        len(offsets) == 1 and offsets[0][0] * 100 == killed_at
+    )  # rows and offset committed together
 
-    again = _run_spool_writer(db, tmp_path)
-    out, err = again.communicate(timeout=120)
-    assert again.returncode == 0, err
-    assert "done" in out and "did not stop cleanly" in err
+    again = _run_spool_writer(db, spool_dir, tmp_path / "second.log")
+    assert again.wait(timeout=120) == 0, (tmp_path / "second.log").read_text()
+    out = (tmp_path / "second.log").read_text()
+    assert "done" in out and "did not stop cleanly" in out
     assert fetch_rows(db, tables.OPTION_QUOTES) == [tuple(quote(i)) for i in range(n)]
-    assert not list((tmp_path / "kill-test").glob("seg-*"))
+    assert not list((spool_dir / "kill-test").glob("seg-*"))
 
 
 async def test_torn_last_frame_is_ignored_on_replay(db: str, tmp_path: Path) -> None:

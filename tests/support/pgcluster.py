@@ -59,7 +59,18 @@ class PgCluster:
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self._tmp, pw.pw_uid, pw.pw_gid)
-        self._run("initdb", "-D", str(self.datadir), "-U", self.superuser, "-A", "trust", "-E", "UTF8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.superuser,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         conf = self.datadir / "postgresql.conf"
         with conf.open("a") as f:
             f.write(
@@ -97,7 +108,9 @@ class PgCluster:
     def running(self) -> bool:
         return (self.datadir / "postmaster.pid").exists()
 
-    def url(self, dbname: str = "postgres", user: str | None = None, password: str | None = None) -> str:
+    def url(
+        self, dbname: str = "postgres", user: str | None = None, password: str | None = None
+    ) -> str:
         auth = user or self.superuser
         if password is not None:
             auth += f":{password}"

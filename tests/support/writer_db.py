@@ -24,9 +24,7 @@ def create_schema(database_url: str, currencies: Sequence[str] = ("BTC",)) -> No
     except ImportError:
         _registry_schema(database_url, currencies)
         return
-    from scripts.currencies import currency_spec
-
-    apply_schema(database_url, tuple(currency_spec(c) for c in currencies))
+    apply_schema(database_url, list(currencies), schedule_policies=False)
 
 
 def _registry_schema(database_url: str, currencies: Sequence[str]) -> None:

@@ -80,8 +80,14 @@ def test_builders_produce_the_recorded_channel_strings() -> None:
     assert ch.trades_by_kind_channel("option", "BTC", "raw") == "trades.option.BTC.raw"
     assert ch.trades_by_kind_channel("option", "USDC") == "trades.option.USDC.100ms"
     assert ch.book_channel("BTC-PERPETUAL", "100ms") == "book.BTC-PERPETUAL.100ms"
-    assert ch.grouped_book_channel("BTC-PERPETUAL", "none", 10, "100ms") == "book.BTC-PERPETUAL.none.10.100ms"
-    assert ch.grouped_book_channel("ETH-PERPETUAL", 100, 1, "100ms") == "book.ETH-PERPETUAL.100.1.100ms"
+    assert (
+        ch.grouped_book_channel("BTC-PERPETUAL", "none", 10, "100ms")
+        == "book.BTC-PERPETUAL.none.10.100ms"
+    )
+    assert (
+        ch.grouped_book_channel("ETH-PERPETUAL", 100, 1, "100ms")
+        == "book.ETH-PERPETUAL.100.1.100ms"
+    )
     assert ch.markprice_channel("btc_usd") == "markprice.options.btc_usd"
     assert ch.price_index_channel("btc_usd") == "deribit_price_index.btc_usd"
     assert ch.volatility_index_channel("btc_usd") == "deribit_volatility_index.btc_usd"
@@ -139,30 +145,124 @@ def _at8(y: int, m: int, d: int) -> datetime:
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("BTC-27DEC24-100000-C", InstrumentName("BTC", False, "option", date(2024, 12, 27), _at8(2024, 12, 27), 100000.0, "call", "USD")),
-        ("BTC-5AUG23-580-P", InstrumentName("BTC", False, "option", date(2023, 8, 5), _at8(2023, 8, 5), 580.0, "put", "USD")),
-        ("ETH-10SEP21-3350-P", InstrumentName("ETH", False, "option", date(2021, 9, 10), _at8(2021, 9, 10), 3350.0, "put", "USD")),
-        ("XRP_USDC-30JUN23-0d625-C", InstrumentName("XRP", True, "option", date(2023, 6, 30), _at8(2023, 6, 30), 0.625, "call", "USDC")),
-        ("MATIC_USDC-9MAR24-1d02-C", InstrumentName("MATIC", True, "option", date(2024, 3, 9), _at8(2024, 3, 9), 1.02, "call", "USDC")),
-        ("SOL_USDC-25SEP26-118-C", InstrumentName("SOL", True, "option", date(2026, 9, 25), _at8(2026, 9, 25), 118.0, "call", "USDC")),
-        ("BTC-27DEC24", InstrumentName("BTC", False, "future", date(2024, 12, 27), _at8(2024, 12, 27), None, None, "USD")),
-        ("BTC-25MAR23", InstrumentName("BTC", False, "future", date(2023, 3, 25), _at8(2023, 3, 25), None, None, "USD")),
-        ("BTC-5AUG23", InstrumentName("BTC", False, "future", date(2023, 8, 5), _at8(2023, 8, 5), None, None, "USD")),
+        (
+            "BTC-27DEC24-100000-C",
+            InstrumentName(
+                "BTC",
+                False,
+                "option",
+                date(2024, 12, 27),
+                _at8(2024, 12, 27),
+                100000.0,
+                "call",
+                "USD",
+            ),
+        ),
+        (
+            "BTC-5AUG23-580-P",
+            InstrumentName(
+                "BTC", False, "option", date(2023, 8, 5), _at8(2023, 8, 5), 580.0, "put", "USD"
+            ),
+        ),
+        (
+            "ETH-10SEP21-3350-P",
+            InstrumentName(
+                "ETH", False, "option", date(2021, 9, 10), _at8(2021, 9, 10), 3350.0, "put", "USD"
+            ),
+        ),
+        (
+            "XRP_USDC-30JUN23-0d625-C",
+            InstrumentName(
+                "XRP", True, "option", date(2023, 6, 30), _at8(2023, 6, 30), 0.625, "call", "USDC"
+            ),
+        ),
+        (
+            "MATIC_USDC-9MAR24-1d02-C",
+            InstrumentName(
+                "MATIC", True, "option", date(2024, 3, 9), _at8(2024, 3, 9), 1.02, "call", "USDC"
+            ),
+        ),
+        (
+            "SOL_USDC-25SEP26-118-C",
+            InstrumentName(
+                "SOL", True, "option", date(2026, 9, 25), _at8(2026, 9, 25), 118.0, "call", "USDC"
+            ),
+        ),
+        (
+            "BTC-27DEC24",
+            InstrumentName(
+                "BTC", False, "future", date(2024, 12, 27), _at8(2024, 12, 27), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-25MAR23",
+            InstrumentName(
+                "BTC", False, "future", date(2023, 3, 25), _at8(2023, 3, 25), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-5AUG23",
+            InstrumentName(
+                "BTC", False, "future", date(2023, 8, 5), _at8(2023, 8, 5), None, None, "USD"
+            ),
+        ),
         ("BTC-PERPETUAL", InstrumentName("BTC", False, "perpetual", None, None, None, None, "USD")),
         ("ETH-PERPETUAL", InstrumentName("ETH", False, "perpetual", None, None, None, None, "USD")),
-        ("SOL_USDC-PERPETUAL", InstrumentName("SOL", True, "perpetual", None, None, None, None, "USDC")),
-        ("BTC_USDC-PERPETUAL", InstrumentName("BTC", True, "perpetual", None, None, None, None, "USDC")),
-        ("1000PEPE_USDC-PERPETUAL", InstrumentName("1000PEPE", True, "perpetual", None, None, None, None, "USDC")),
-        ("NVDA_USDC-PERPETUAL", InstrumentName("NVDA", True, "perpetual", None, None, None, None, "USDC")),
+        (
+            "SOL_USDC-PERPETUAL",
+            InstrumentName("SOL", True, "perpetual", None, None, None, None, "USDC"),
+        ),
+        (
+            "BTC_USDC-PERPETUAL",
+            InstrumentName("BTC", True, "perpetual", None, None, None, None, "USDC"),
+        ),
+        (
+            "1000PEPE_USDC-PERPETUAL",
+            InstrumentName("1000PEPE", True, "perpetual", None, None, None, None, "USDC"),
+        ),
+        (
+            "NVDA_USDC-PERPETUAL",
+            InstrumentName("NVDA", True, "perpetual", None, None, None, None, "USDC"),
+        ),
         ("BTC_USDC", InstrumentName("BTC", True, "spot", None, None, None, None, "USDC")),
         ("BTC_USDT", InstrumentName("BTC", True, "spot", None, None, None, None, "USDT")),
         ("ETH_USDC", InstrumentName("ETH", True, "spot", None, None, None, None, "USDC")),
-        ("BTC-FS-30SEP22_PERP", InstrumentName("BTC", False, "combo", date(2022, 9, 30), _at8(2022, 9, 30), None, None, "USD")),
-        ("BTC-FS-22MAY26_19MAY26", InstrumentName("BTC", False, "combo", date(2026, 5, 19), _at8(2026, 5, 19), None, None, "USD")),
-        ("BTC-CS-19MAY26-70000_75000", InstrumentName("BTC", False, "combo", date(2026, 5, 19), _at8(2026, 5, 19), None, None, "USD")),
-        ("BTC-STRD-30SEP22-20000", InstrumentName("BTC", False, "combo", date(2022, 9, 30), _at8(2022, 9, 30), None, None, "USD")),
-        ("BTC-CSR12-16SEP22-21000_23000", InstrumentName("BTC", False, "combo", date(2022, 9, 16), _at8(2022, 9, 16), None, None, "USD")),
-        ("BTC-BOX-25DEC26-58000_60000", InstrumentName("BTC", False, "combo", date(2026, 12, 25), _at8(2026, 12, 25), None, None, "USD")),
+        (
+            "BTC-FS-30SEP22_PERP",
+            InstrumentName(
+                "BTC", False, "combo", date(2022, 9, 30), _at8(2022, 9, 30), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-FS-22MAY26_19MAY26",
+            InstrumentName(
+                "BTC", False, "combo", date(2026, 5, 19), _at8(2026, 5, 19), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-CS-19MAY26-70000_75000",
+            InstrumentName(
+                "BTC", False, "combo", date(2026, 5, 19), _at8(2026, 5, 19), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-STRD-30SEP22-20000",
+            InstrumentName(
+                "BTC", False, "combo", date(2022, 9, 30), _at8(2022, 9, 30), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-CSR12-16SEP22-21000_23000",
+            InstrumentName(
+                "BTC", False, "combo", date(2022, 9, 16), _at8(2022, 9, 16), None, None, "USD"
+            ),
+        ),
+        (
+            "BTC-BOX-25DEC26-58000_60000",
+            InstrumentName(
+                "BTC", False, "combo", date(2026, 12, 25), _at8(2026, 12, 25), None, None, "USD"
+            ),
+        ),
     ],
 )
 def test_parse_instrument_name_doc_examples(name: str, expected: InstrumentName) -> None:
@@ -170,7 +270,12 @@ def test_parse_instrument_name_doc_examples(name: str, expected: InstrumentName)
 
 
 def test_recorded_instruments_agree_with_their_names(shared_data: Path) -> None:
-    kinds = {"option": "option", "future": "future", "option_combo": "combo", "future_combo": "combo"}
+    kinds = {
+        "option": "option",
+        "future": "future",
+        "option_combo": "combo",
+        "future_combo": "combo",
+    }
     checked = 0
     for ln in (shared_data / "rest_get_instruments.jsonl").read_text().splitlines():
         for inst in orjson.loads(ln)["result"]:
@@ -194,7 +299,20 @@ def test_recorded_instruments_agree_with_their_names(shared_data: Path) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "btc-perpetual", "BTC-32JAN24", "BTC-29FEB23", "BTC-5XYZ23-100-C", "BTC-5AUG23-1.5-C", "BTC-5AUG23-100-X", "BTC", "BTC-", "-PERPETUAL", "BTC_-PERPETUAL", "BTC.X-PERPETUAL"],
+    [
+        "",
+        "btc-perpetual",
+        "BTC-32JAN24",
+        "BTC-29FEB23",
+        "BTC-5XYZ23-100-C",
+        "BTC-5AUG23-1.5-C",
+        "BTC-5AUG23-100-X",
+        "BTC",
+        "BTC-",
+        "-PERPETUAL",
+        "BTC_-PERPETUAL",
+        "BTC.X-PERPETUAL",
+    ],
 )
 def test_unparsable_instrument_names_raise(bad: str) -> None:
     with pytest.raises(ValueError):

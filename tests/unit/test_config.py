@@ -28,7 +28,11 @@ def test_defaults_and_values() -> None:
 
 def test_sol_is_usdc_linear() -> None:
     s = load_settings({**GOOD, "CURRENCY": "sol"})
-    assert (s.currency.code, s.currency.api_currency, s.currency.base_currency) == ("SOL", "USDC", "SOL")
+    assert (s.currency.code, s.currency.api_currency, s.currency.base_currency) == (
+        "SOL",
+        "USDC",
+        "SOL",
+    )
     assert s.currency.instrument_prefix == "SOL_USDC-"
     assert s.currency.table_prefix == "sol"
 
@@ -68,7 +72,9 @@ def test_missing_currency_and_database_url() -> None:
 
 
 def test_real_environment_wins_over_dotenv(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / ".env").write_text("CURRENCY=BTC\nDATABASE_URL=postgresql://a@b/c\nTOP_N_INSTRUMENTS=7\n")
+    (tmp_path / ".env").write_text(
+        "CURRENCY=BTC\nDATABASE_URL=postgresql://a@b/c\nTOP_N_INSTRUMENTS=7\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CURRENCY", "ETH")
     monkeypatch.delenv("TOP_N_INSTRUMENTS", raising=False)
@@ -81,7 +87,12 @@ def test_bad_environment_exits_2_with_one_message() -> None:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "mysql://x", "CURRENCY": "FOO"}
     code = "from scripts.config import load_settings_or_exit; load_settings_or_exit()"
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "invalid configuration" in proc.stderr

@@ -4,6 +4,7 @@ names/types against the real recorded Deribit messages."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -27,15 +28,20 @@ def _events_json(events: list[MarketEvent]) -> list[str]:
 def run() -> tuple[Market, RestApi, list[MarketEvent], dict[str, dict[str, Any]]]:
     """A market advanced 150 s in uneven steps, the events, and every book at start."""
     m = Market(SMALL)
-    snapshots = {
-        i.name: m.book_snapshot(i.name) for cs in m.currencies.values() for i in cs.active()
-    }
+    snapshots = {i.name: _snapshot(m, i.name) for cs in m.currencies.values() for i in cs.active()}
+    assert m.book_snapshot("BTC-1JAN20-1-C") is None
     events: list[MarketEvent] = []
     t = m.config.start_ms
     for step in [1, 7, 250, 999, 3000] * 8 + [20_000] * 5:
         t += step
         events += m.advance_to(t)
     return m, RestApi(m), events, snapshots
+
+
+def _snapshot(m: Market, name: str) -> dict[str, Any]:
+    snap = m.book_snapshot(name)
+    assert snap is not None
+    return snap
 
 
 def _of(events: list[MarketEvent], kind: str) -> list[MarketEvent]:
@@ -92,7 +98,7 @@ def test_book_changes_chain_by_prev_change_id_on_a_shared_counter(run: Any) -> N
     assert set(group_ids) == {"BTC", "USDC"}
     for name, change_id in last.items():
         assert m.book_state(name)[2] == change_id
-        assert m.book_snapshot(name)["change_id"] == change_id
+        assert _snapshot(m, name)["change_id"] == change_id
 
 
 def test_quotes_equal_the_top_of_the_replayed_book(run: Any) -> None:
@@ -349,10 +355,13 @@ def test_rest_errors_match_deribit(run: Any) -> None:
     _, api, _, _ = run
     cases = [
         ("no_such_method", {}, -32601, None),
-        ("ticker", {"instrument_name": "BTC-1JAN20-1-C"}, -32602, {"reason": "instrument not found", "param": "instrument_name"}),
-        ("get_instruments", {"currency": "SOL"}, -32602, {"reason": "invalid currency", "param": "currency"}),
+        ("ticker", {"instrument_name": "BTC-1JAN20-1-C"}, -32602,
+         {"reason": "instrument not found", "param": "instrument_name"}),
+        ("get_instruments", {"currency": "SOL"}, -32602,
+         {"reason": "invalid currency", "param": "currency"}),
         ("get_instruments", {}, -32602, {"reason": "value is required", "param": "currency"}),
-        ("get_last_trades_by_instrument", {"instrument_name": "BTC-PERPETUAL", "count": 1001}, -32602, None),
+        ("get_last_trades_by_instrument", {"instrument_name": "BTC-PERPETUAL", "count": 1001},
+         -32602, None),
         ("get_tradingview_chart_data", {"instrument_name": "BTC-PERPETUAL", "start_timestamp": "x",
                                         "end_timestamp": 1, "resolution": "1"}, -32602, None),
     ]  # fmt: skip
@@ -381,12 +390,8 @@ def test_funding_rows_are_hourly_and_deterministic_for_any_hour(run: Any) -> Non
         hours = range(-(-start // HOUR) * HOUR, start + 30 * HOUR + 1, HOUR)
         assert rows == other.handle("get_funding_rate_history", params)
         assert [r["timestamp"] for r in rows] == list(hours)
-        assert all(
-            b["timestamp"] - a["timestamp"] == HOUR for a, b in zip(rows, rows[1:], strict=False)
-        )
-        assert all(
-            b["prev_index_price"] == a["index_price"] for a, b in zip(rows, rows[1:], strict=False)
-        )
+        assert all(b["timestamp"] - a["timestamp"] == HOUR for a, b in itertools.pairwise(rows))
+        assert all(b["prev_index_price"] == a["index_price"] for a, b in itertools.pairwise(rows))
         assert rows[-1]["interest_8h"] == pytest.approx(sum(r["interest_1h"] for r in rows[-8:]))
 
 
@@ -431,7 +436,7 @@ def _recorded(shared_data: Path, file: str, line: int = 0) -> Any:
     return msg["params"]["data"] if "params" in msg else msg["result"]
 
 
-def _assert_like(mine: dict[str, Any], real: dict[str, Any], *, exact: bool, what: str) -> None:
+def _assert_like(mine: dict[str, Any], real: dict[str, Any], *, exact: bool, what: object) -> None:
     if exact:
         assert set(mine) == set(real), (what, set(mine) ^ set(real))
     else:
@@ -450,51 +455,53 @@ def test_payloads_have_the_fields_and_types_of_real_messages(run: Any, shared_da
         sub = inst.kind + ("-perp" if inst.is_perp else "") if inst else ""
         first.setdefault((e.kind, sub), e.data)
     opt = next(i.name for i in m.currencies["BTC"].options)
+    sd = shared_data
     cases = [
-        (first[("quote", "option")], _recorded(shared_data, "ws_quote.jsonl", 3), True),
-        (first[("book", "option")], _recorded(shared_data, "ws_book_change.jsonl", 35), True),
-        (m.book_snapshot(opt), _recorded(shared_data, "ws_book_snapshot.jsonl", 9), True),
-        (first[("trades", "future-perp")][0], _recorded(shared_data, "ws_trades.jsonl", 0), False),
-        (first[("trades", "option")][0], _recorded(shared_data, "ws_trades_by_kind.jsonl")[0], False),
-        (first[("ticker", "option")], _recorded(shared_data, "ws_ticker_option.jsonl", 1), False),
-        (first[("ticker", "future-perp")], _recorded(shared_data, "ws_ticker_perpetual.jsonl", 0), False),
-        (first[("ticker", "future")], _recorded(shared_data, "ws_ticker_future.jsonl", 0), False),
-        (first[("markprice", "")][0], _recorded(shared_data, "ws_markprice_options.jsonl")[0], True),
-        (first[("index", "")], _recorded(shared_data, "ws_price_index.jsonl"), True),
-        (first[("dvol", "")], _recorded(shared_data, "ws_volatility_index.jsonl"), True),
-        (first[("perpetual", "future-perp")], _recorded(shared_data, "ws_perpetual.jsonl"), True),
-        (first[("chart", "future-perp")], _recorded(shared_data, "ws_chart_trades.jsonl", 3), True),
+        (first[("quote", "option")], _recorded(sd, "ws_quote.jsonl", 3), True),
+        (first[("book", "option")], _recorded(sd, "ws_book_change.jsonl", 35), True),
+        (_snapshot(m, opt), _recorded(sd, "ws_book_snapshot.jsonl", 9), True),
+        (first[("trades", "future-perp")][0], _recorded(sd, "ws_trades.jsonl", 0)[0], False),
+        (first[("trades", "option")][0], _recorded(sd, "ws_trades_by_kind.jsonl")[0], False),
+        (first[("ticker", "option")], _recorded(sd, "ws_ticker_option.jsonl", 1), False),
+        (first[("ticker", "future-perp")], _recorded(sd, "ws_ticker_perpetual.jsonl", 0), False),
+        (first[("ticker", "future")], _recorded(sd, "ws_ticker_future.jsonl", 0), False),
+        (first[("markprice", "")][0], _recorded(sd, "ws_markprice_options.jsonl")[0], True),
+        (first[("index", "")], _recorded(sd, "ws_price_index.jsonl"), True),
+        (first[("dvol", "")], _recorded(sd, "ws_volatility_index.jsonl"), True),
+        (first[("perpetual", "future-perp")], _recorded(sd, "ws_perpetual.jsonl"), True),
+        (first[("chart", "future-perp")], _recorded(sd, "ws_chart_trades.jsonl", 3), True),
         (api.handle("get_instruments", {"currency": "BTC", "kind": "future"})[0],
-         _recorded(shared_data, "rest_get_instruments.jsonl", 0)[0], False),
+         _recorded(sd, "rest_get_instruments.jsonl", 0)[0], False),
         (api.handle("get_instrument", {"instrument_name": opt}),
-         _recorded(shared_data, "rest_get_instrument.jsonl"), False),
+         _recorded(sd, "rest_get_instrument.jsonl"), False),
         (api.handle("get_order_book", {"instrument_name": opt, "depth": 5}),
-         _recorded(shared_data, "rest_get_order_book.jsonl", 2), False),
+         _recorded(sd, "rest_get_order_book.jsonl", 2), False),
         (api.handle("get_order_book", {"instrument_name": "BTC-PERPETUAL"}),
-         _recorded(shared_data, "rest_get_order_book.jsonl", 3), False),
+         _recorded(sd, "rest_get_order_book.jsonl", 3), False),
         (api.handle("get_book_summary_by_instrument", {"instrument_name": opt})[0],
-         _recorded(shared_data, "rest_get_book_summary_by_instrument.jsonl", 3), False),
+         _recorded(sd, "rest_get_book_summary_by_instrument.jsonl", 3)[0], False),
         (api.handle("get_book_summary_by_currency", {"currency": "BTC", "kind": "future"})[0],
-         _recorded(shared_data, "rest_get_book_summary_by_instrument.jsonl", 2), False),
+         _recorded(sd, "rest_get_book_summary_by_instrument.jsonl", 2)[0], False),
         (api.handle("ticker", {"instrument_name": "BTC-PERPETUAL"}),
-         _recorded(shared_data, "rest_ticker.jsonl"), False),
-        (api.handle("get_tradingview_chart_data", {"instrument_name": "BTC-PERPETUAL", "resolution": "1",
-                    "start_timestamp": m.now_ms - 300_000, "end_timestamp": m.now_ms}),
-         _recorded(shared_data, "rest_get_tradingview_chart_data.jsonl"), True),
+         _recorded(sd, "rest_ticker.jsonl"), False),
+        (api.handle("get_tradingview_chart_data", {"instrument_name": "BTC-PERPETUAL",
+                    "resolution": "1", "start_timestamp": m.now_ms - 300_000,
+                    "end_timestamp": m.now_ms}),
+         _recorded(sd, "rest_get_tradingview_chart_data.jsonl"), True),
         (api.handle("get_funding_rate_history", {"instrument_name": "BTC-PERPETUAL",
                     "start_timestamp": m.now_ms - 3 * HOUR, "end_timestamp": m.now_ms})[0],
-         _recorded(shared_data, "rest_get_funding_rate_history.jsonl")[0], True),
+         _recorded(sd, "rest_get_funding_rate_history.jsonl")[0], True),
         (api.handle("get_funding_chart_data", {"instrument_name": "BTC-PERPETUAL", "length": "8h"}),
-         _recorded(shared_data, "rest_get_funding_chart_data.jsonl"), True),
+         _recorded(sd, "rest_get_funding_chart_data.jsonl"), True),
         (api.handle("get_index_price", {"index_name": "btc_usd"}),
-         _recorded(shared_data, "rest_get_index_price.jsonl"), True),
+         _recorded(sd, "rest_get_index_price.jsonl"), True),
         (api.handle("get_last_trades_by_instrument", {"instrument_name": "BTC-PERPETUAL"}),
-         _recorded(shared_data, "rest_get_last_trades_by_instrument.jsonl"), True),
+         _recorded(sd, "rest_get_last_trades_by_instrument.jsonl"), True),
         (api.handle("get_volatility_index_data", {"currency": "BTC", "resolution": "60",
                     "start_timestamp": m.now_ms - HOUR, "end_timestamp": m.now_ms}),
-         _recorded(shared_data, "rest_get_volatility_index_data.jsonl"), True),
+         _recorded(sd, "rest_get_volatility_index_data.jsonl"), True),
         (api.handle("get_expirations", {"currency": "BTC", "kind": "any"}),
-         _recorded(shared_data, "rest_get_expirations.jsonl", 1), True),
+         _recorded(sd, "rest_get_expirations.jsonl", 1), True),
     ]  # fmt: skip
     for n, (mine, real, exact) in enumerate(cases):
         _assert_like(mine, real, exact=exact, what=n)

@@ -23,21 +23,54 @@ def at_ms(ms: int) -> datetime:
 
 
 def tradingview(shared_data: Path) -> dict[str, Any]:
-    return orjson.loads((shared_data / "rest_get_tradingview_chart_data.jsonl").read_text())["result"]
+    return orjson.loads((shared_data / "rest_get_tradingview_chart_data.jsonl").read_text())[
+        "result"
+    ]
 
 
 def test_tradingview_rows(shared_data: Path) -> None:
     result = tradingview(shared_data)
-    rows = parse_tradingview(result, instrument_name="BTC-PERPETUAL", currency="BTC", resolution="30", received_at=RECV)
+    rows = parse_tradingview(
+        result, instrument_name="BTC-PERPETUAL", currency="BTC", resolution="30", received_at=RECV
+    )
     assert rows == [
-        OhlcvRow(at_ms(1554373800000), "BTC-PERPETUAL", "BTC", "30", 4963.42, 5185.45, 4728.94, 5052.95, 19.007942601, 19000.0, RECV),
-        OhlcvRow(at_ms(1554375600000), "BTC-PERPETUAL", "BTC", "30", 4986.29, 5250.87, 4726.6, 5013.59, 20.095877981, 23400.0, RECV),
+        OhlcvRow(
+            at_ms(1554373800000),
+            "BTC-PERPETUAL",
+            "BTC",
+            "30",
+            4963.42,
+            5185.45,
+            4728.94,
+            5052.95,
+            19.007942601,
+            19000.0,
+            RECV,
+        ),
+        OhlcvRow(
+            at_ms(1554375600000),
+            "BTC-PERPETUAL",
+            "BTC",
+            "30",
+            4986.29,
+            5250.87,
+            4726.6,
+            5013.59,
+            20.095877981,
+            23400.0,
+            RECV,
+        ),
     ]
     assert bars.unknown_fields("tradingview", result) == frozenset()
 
 
 def test_tradingview_no_data_and_bad_shapes(shared_data: Path) -> None:
-    kw: dict[str, Any] = {"instrument_name": "X", "currency": "BTC", "resolution": "1", "received_at": RECV}
+    kw: dict[str, Any] = {
+        "instrument_name": "X",
+        "currency": "BTC",
+        "resolution": "1",
+        "received_at": RECV,
+    }
     assert parse_tradingview({"status": "no_data", "ticks": []}, **kw) == []
     result = tradingview(shared_data)
     with pytest.raises(MalformedMessage, match="arrays of different lengths"):
@@ -59,12 +92,36 @@ def test_every_chart_candle(shared_data: Path) -> None:
         params = orjson.loads(ln)["params"]
         parts = params["channel"].split(".")
         rows.append(
-            parse_chart_candle(params["data"], instrument_name=parts[2], currency="BTC", resolution=parts[3], received_at=RECV)
+            parse_chart_candle(
+                params["data"],
+                instrument_name=parts[2],
+                currency="BTC",
+                resolution=parts[3],
+                received_at=RECV,
+            )
         )
         assert bars.unknown_fields("chart_candle", params["data"]) == frozenset()
-    assert rows[0] == OhlcvRow(at_ms(1573645080000), "BTC-PERPETUAL", "BTC", "1", 8869.79, 8870.31, 8788.25, 8791.25, 0.05219351, 460.0, RECV)
-    assert (rows[1].instrument_name, rows[1].close, rows[1].volume) == ("BTC-31MAR23", 23215.0, 0.00172302)
+    assert rows[0] == OhlcvRow(
+        at_ms(1573645080000),
+        "BTC-PERPETUAL",
+        "BTC",
+        "1",
+        8869.79,
+        8870.31,
+        8788.25,
+        8791.25,
+        0.05219351,
+        460.0,
+        RECV,
+    )
+    assert (rows[1].instrument_name, rows[1].close, rows[1].volume) == (
+        "BTC-31MAR23",
+        23215.0,
+        0.00172302,
+    )
     assert (rows[2].resolution, rows[2].open, rows[2].cost) == ("3", 0.003, 0.0003)
     assert rows[3].timestamp == datetime(2025, 12, 31, 16, 54, tzinfo=UTC)
     with pytest.raises(MalformedMessage, match="missing field 'tick'"):
-        parse_chart_candle({"open": 1}, instrument_name="X", currency="BTC", resolution="1", received_at=RECV)
+        parse_chart_candle(
+            {"open": 1}, instrument_name="X", currency="BTC", resolution="1", received_at=RECV
+        )

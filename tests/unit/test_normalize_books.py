@@ -54,7 +54,9 @@ def test_every_book_message(shared_data: Path) -> None:
     snaps = [parse_book_message(d) for d in data_of(shared_data, "ws_book_snapshot")]
     assert [m.kind for m in snaps] == ["snapshot"] * 10
     assert snaps[1].bids == [] and len(snaps[1].asks) == 4  # one-sided snapshot
-    assert snaps[5].instrument_name == "ETH-PERPETUAL" and snaps[5].prev_change_id is None  # 2019 format
+    assert (
+        snaps[5].instrument_name == "ETH-PERPETUAL" and snaps[5].prev_change_id is None
+    )  # 2019 format
     assert snaps[6].prev_change_id == 20 and snaps[6].asks == []  # LINK: snapshot by `type`
     assert snaps[9].bids[0] == ("new", 2772.65, 2700.0)
     changes = [parse_book_message(d) for d in data_of(shared_data, "ws_book_change")]
@@ -113,7 +115,9 @@ def test_prev_change_id_zero_in_recorded_message(shared_data: Path) -> None:
 
 
 def test_rest_order_book_option(shared_data: Path) -> None:
-    row = parse_order_book(data_of(shared_data, "rest_get_order_book")[2], received_at=RECV, depth=2)
+    row = parse_order_book(
+        data_of(shared_data, "rest_get_order_book")[2], received_at=RECV, depth=2
+    )
     assert row == BookSnapshotRow(
         at_ms(1654247489923),
         "ETH-24JUN22-1600-P",
@@ -137,8 +141,16 @@ def test_every_rest_order_book(shared_data: Path) -> None:
     rows = [parse_order_book(r, received_at=RECV, depth=10) for r in results]
     assert rows[0].ask_prices == [] and rows[0].bid_prices == [3955.75, 3940.75, 3423.0]
     assert rows[0].mark_iv is None and rows[0].open_interest == 45.27600333464605
-    assert rows[1].instrument_name == "BTC-30SEP22" and rows[1].ask_amounts == [3000.0, 29470.0, 1380.0]
-    assert len(rows[3].bid_prices) == 10 and rows[3].bid_prices[0] == 87002.5 and rows[3].ask_prices[-1] == 87021.0
+    assert rows[1].instrument_name == "BTC-30SEP22" and rows[1].ask_amounts == [
+        3000.0,
+        29470.0,
+        1380.0,
+    ]
+    assert (
+        len(rows[3].bid_prices) == 10
+        and rows[3].bid_prices[0] == 87002.5
+        and rows[3].ask_prices[-1] == 87021.0
+    )
     assert rows[3].change_id == 133112427566
     full = parse_order_book(results[3], received_at=RECV, depth=1000)
     assert len(full.bid_prices) == len(full.ask_prices) == 20
@@ -147,8 +159,15 @@ def test_every_rest_order_book(shared_data: Path) -> None:
 
 
 def test_grouped_book_notifications(shared_data: Path) -> None:
-    rows = [parse_order_book(d, received_at=RECV, depth=20) for d in data_of(shared_data, "ws_book_grouped")]
-    assert (rows[0].instrument_name, rows[0].bid_prices, rows[0].ask_amounts) == ("ETH-PERPETUAL", [160.0], [20.0])
+    rows = [
+        parse_order_book(d, received_at=RECV, depth=20)
+        for d in data_of(shared_data, "ws_book_grouped")
+    ]
+    assert (rows[0].instrument_name, rows[0].bid_prices, rows[0].ask_amounts) == (
+        "ETH-PERPETUAL",
+        [160.0],
+        [20.0],
+    )
     assert rows[2].bid_prices == [0.011, 0.0105, 0.01] and rows[2].mark_price is None
     assert rows[3].timestamp == at_ms(1769246173071) and len(rows[3].ask_prices) == 10
 

@@ -17,8 +17,12 @@ RECV = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_funding_history(shared_data: Path) -> None:
-    result = orjson.loads((shared_data / "rest_get_funding_rate_history.jsonl").read_text())["result"]
-    rows = parse_funding_history(result, instrument_name="BTC-PERPETUAL", currency="BTC", received_at=RECV)
+    result = orjson.loads((shared_data / "rest_get_funding_rate_history.jsonl").read_text())[
+        "result"
+    ]
+    rows = parse_funding_history(
+        result, instrument_name="BTC-PERPETUAL", currency="BTC", received_at=RECV
+    )
     assert len(rows) == 4
     assert rows[0] == FundingRow(
         datetime(2019, 10, 1, 1, tzinfo=UTC),

@@ -24,20 +24,26 @@ def first(shared_data: Path, stem: str) -> dict:
 def test_price_index(shared_data: Path) -> None:
     data = first(shared_data, "ws_price_index")["params"]["data"]
     row = parse_price_index(data, currency="BTC", received_at=RECV)
-    assert row == IndexPriceRow(EPOCH + timedelta(milliseconds=1535098298227), "btc_usd", "BTC", "price", 6521.17, RECV)
+    assert row == IndexPriceRow(
+        EPOCH + timedelta(milliseconds=1535098298227), "btc_usd", "BTC", "price", 6521.17, RECV
+    )
     assert indices.unknown_fields("price_index", data) == frozenset()
 
 
 def test_dvol_notification(shared_data: Path) -> None:
     data = first(shared_data, "ws_volatility_index")["params"]["data"]
     row = parse_dvol(data, currency="BTC", received_at=RECV)
-    assert row == IndexPriceRow(EPOCH + timedelta(milliseconds=1619777946007), "btc_usd", "BTC", "dvol", 129.36, RECV)
+    assert row == IndexPriceRow(
+        EPOCH + timedelta(milliseconds=1619777946007), "btc_usd", "BTC", "dvol", 129.36, RECV
+    )
     assert indices.unknown_fields("dvol", data) == frozenset()
 
 
 def test_volatility_index_data_uses_close(shared_data: Path) -> None:
     result = first(shared_data, "rest_get_volatility_index_data")["result"]
-    rows = parse_volatility_index_data(result, index_name="btc_usd", currency="BTC", received_at=RECV)
+    rows = parse_volatility_index_data(
+        result, index_name="btc_usd", currency="BTC", received_at=RECV
+    )
     assert [(r.timestamp, r.value) for r in rows] == [
         (datetime(2020, 8, 21, 14, 15, tzinfo=UTC), 0.212860821),
         (datetime(2020, 8, 21, 14, 16, tzinfo=UTC), 0.212987527),
@@ -49,12 +55,21 @@ def test_volatility_index_data_uses_close(shared_data: Path) -> None:
 
 def test_bad_index_messages() -> None:
     with pytest.raises(MalformedMessage, match="price: expected a number"):
-        parse_price_index({"index_name": "btc_usd", "price": None, "timestamp": 1}, currency="BTC", received_at=RECV)
+        parse_price_index(
+            {"index_name": "btc_usd", "price": None, "timestamp": 1},
+            currency="BTC",
+            received_at=RECV,
+        )
     with pytest.raises(MalformedMessage, match="missing field 'volatility'"):
         parse_dvol({"index_name": "btc_usd", "timestamp": 1}, currency="BTC", received_at=RECV)
     with pytest.raises(MalformedMessage, match="not \\[ts, open, high, low, close\\]"):
-        parse_volatility_index_data({"data": [[1, 2, 3]]}, index_name="btc_usd", currency="BTC", received_at=RECV)
+        parse_volatility_index_data(
+            {"data": [[1, 2, 3]]}, index_name="btc_usd", currency="BTC", received_at=RECV
+        )
     with pytest.raises(MalformedMessage, match="close: not a finite number"):
         parse_volatility_index_data(
-            {"data": [[1, 2, 3, 4, float("nan")]]}, index_name="btc_usd", currency="BTC", received_at=RECV
+            {"data": [[1, 2, 3, 4, float("nan")]]},
+            index_name="btc_usd",
+            currency="BTC",
+            received_at=RECV,
         )

@@ -65,7 +65,13 @@ def test_all_five_instrument_lists(shared_data: Path) -> None:
     opts = [r for r in rows[2] if r.kind == "option"]
     assert len(opts) == 390
     put = next(r for r in rows[2] if r.instrument_name == "BTC-24SEP21-40000-P")
-    assert (put.option_type, put.strike, put.contract_size, put.tick_size, put.min_trade_amount) == (
+    assert (
+        put.option_type,
+        put.strike,
+        put.contract_size,
+        put.tick_size,
+        put.min_trade_amount,
+    ) == (
         "put",
         40000.0,
         1.0,
@@ -77,7 +83,12 @@ def test_all_five_instrument_lists(shared_data: Path) -> None:
     assert put.creation_timestamp == at_ms(1606129458000)
     # line 4: USDC linear perpetuals, expiring in the year 3000
     uni = next(r for r in rows[3] if r.instrument_name == "UNI_USDC-PERPETUAL")
-    assert (uni.instrument_type, uni.settlement_currency, uni.base_currency, uni.settlement_period) == (
+    assert (
+        uni.instrument_type,
+        uni.settlement_currency,
+        uni.base_currency,
+        uni.settlement_period,
+    ) == (
         "linear",
         "USDC",
         "UNI",

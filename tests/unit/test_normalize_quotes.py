@@ -54,7 +54,9 @@ def test_quote_line_1(shared_data: Path) -> None:
 
 def test_every_quote(shared_data: Path) -> None:
     rows = [parse_quote(d, received_at=RECV) for d in data_of(shared_data, "ws_quote")]
-    assert [r.timestamp for r in rows] == [at_ms(ms) for ms in (1550658624149, 1567296000183, 1654012882984, 1765541767174)]
+    assert [r.timestamp for r in rows] == [
+        at_ms(ms) for ms in (1550658624149, 1567296000183, 1654012882984, 1765541767174)
+    ]
     assert [(r.best_bid_price, r.best_ask_price) for r in rows] == [
         (3914.97, 3996.61),
         (9600.5, 9601.0),
@@ -67,7 +69,9 @@ def test_every_quote(shared_data: Path) -> None:
         (179960.0, 20.0),
         (133440.0, 99470.0),
     ]
-    assert all(quotes.unknown_fields("quote", d) == frozenset() for d in data_of(shared_data, "ws_quote"))
+    assert all(
+        quotes.unknown_fields("quote", d) == frozenset() for d in data_of(shared_data, "ws_quote")
+    )
 
 
 def test_empty_quote_side_is_none_in_both_parsers() -> None:
@@ -84,7 +88,9 @@ def test_empty_quote_side_is_none_in_both_parsers() -> None:
     trow = parse_ticker_quote({**data, "bid_iv": 0.0, "ask_iv": 500.0}, received_at=RECV)
     assert trow[2:8] == (None, None, None, None, None, None)
     # a zero price with a size is a real quote (spreads trade at and below zero)
-    spread = parse_quote({**data, "best_bid_amount": 300000.0, "best_bid_price": -7.0}, received_at=RECV)
+    spread = parse_quote(
+        {**data, "best_bid_amount": 300000.0, "best_bid_price": -7.0}, received_at=RECV
+    )
     assert (spread.best_bid_price, spread.best_bid_amount) == (-7.0, 300000.0)
 
 
@@ -141,7 +147,9 @@ def test_every_option_ticker_quote(shared_data: Path) -> None:
 
 
 def test_eth_option_ticker_greeks(shared_data: Path) -> None:
-    row = parse_ticker_greeks(data_of(shared_data, "ws_ticker_option")[0], received_at=RECV, currency="ETH")
+    row = parse_ticker_greeks(
+        data_of(shared_data, "ws_ticker_option")[0], received_at=RECV, currency="ETH"
+    )
     assert row == GreeksRow(
         at_ms(1626993723632),
         "ETH-23JUL21-2300-C",
@@ -184,7 +192,12 @@ def test_every_option_ticker_greeks(shared_data: Path) -> None:
         assert tickers.unknown_fields("ticker.greeks", g) == frozenset()
         assert tickers.unknown_fields("ticker.stats", d["stats"]) == frozenset()
     syn = parse_ticker_greeks(datas[50], received_at=RECV, currency="BTC")
-    assert (syn.underlying_index, syn.delta, syn.mark_iv, syn.bid_iv) == ("SYN.BTC-5JUN20", 0.62959, 63.21, 58.39)
+    assert (syn.underlying_index, syn.delta, syn.mark_iv, syn.bid_iv) == (
+        "SYN.BTC-5JUN20",
+        0.62959,
+        63.21,
+        58.39,
+    )
 
 
 def test_greeks_from_rest_order_book_and_missing_greeks(shared_data: Path) -> None:
@@ -199,9 +212,15 @@ def test_greeks_from_rest_order_book_and_missing_greeks(shared_data: Path) -> No
         87.07,
     )
     assert (row.best_bid_price, row.best_ask_price, row.underlying_price) == (0.033, 0.034, 1806.5)
-    perp = parse_ticker_greeks(data_of(shared_data, "rest_ticker")[0], received_at=RECV, currency="BTC")
+    perp = parse_ticker_greeks(
+        data_of(shared_data, "rest_ticker")[0], received_at=RECV, currency="BTC"
+    )
     assert (perp.delta, perp.mark_iv, perp.underlying_index) == (None, None, None)
-    assert (perp.mark_price, perp.best_bid_price, perp.open_interest) == (36288.31, 36289.5, 502231260.0)
+    assert (perp.mark_price, perp.best_bid_price, perp.open_interest) == (
+        36288.31,
+        36289.5,
+        502231260.0,
+    )
 
 
 def test_markprice_iv_fraction_becomes_percent(shared_data: Path) -> None:
@@ -267,3 +286,11 @@ def test_unknown_fields_are_reported(shared_data: Path) -> None:
     assert parse_quote(d, received_at=RECV).best_bid_price == 3914.97  # tolerated
     with pytest.raises(ValueError, match="unknown message kind"):
         quotes.unknown_fields("nope", d)
+
+
+def test_markprice_iv_that_overflows_as_percent_is_rejected() -> None:
+    with pytest.raises(MalformedMessage, match="iv out of range"):
+        parse_markprice(
+            [{"instrument_name": "X", "iv": -1e308, "mark_price": 1, "timestamp": 5}],
+            received_at=RECV,
+        )

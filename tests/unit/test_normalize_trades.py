@@ -31,7 +31,9 @@ def at_ms(ms: int) -> datetime:
 
 
 def test_option_trade_by_kind(shared_data: Path) -> None:
-    (rows,) = (parse_trades(d, received_at=RECV) for d in trades_of(shared_data, "ws_trades_by_kind"))
+    (rows,) = (
+        parse_trades(d, received_at=RECV) for d in trades_of(shared_data, "ws_trades_by_kind")
+    )
     assert rows == [
         TradeRow(
             at_ms(1590484589306),
@@ -86,11 +88,15 @@ def test_every_ws_trade(shared_data: Path) -> None:
 
 def test_combo_trade_becomes_its_legs(shared_data: Path) -> None:
     legs = parse_trades(trades_of(shared_data, "ws_trades")[5], received_at=RECV)
-    assert [(r.instrument_name, r.trade_id, r.trade_seq, r.iv, r.direction, r.price) for r in legs] == [
+    assert [
+        (r.instrument_name, r.trade_id, r.trade_seq, r.iv, r.direction, r.price) for r in legs
+    ] == [
         ("BTC-19MAY26-75000-C", "244365195", 8, 41.01, "buy", 0.0174),
         ("BTC-19MAY26-70000-C", "244365194", 20, 83.39, "sell", 0.0813),
     ]
-    assert {(r.combo_id, r.combo_trade_id) for r in legs} == {("BTC-CS-19MAY26-70000_75000", "244365193")}
+    assert {(r.combo_id, r.combo_trade_id) for r in legs} == {
+        ("BTC-CS-19MAY26-70000_75000", "244365193")
+    }
     assert legs[0].timestamp == at_ms(1779118041757)
 
 
@@ -103,27 +109,58 @@ def test_legs_without_combo_ids_take_the_parents() -> None:
         "instrument_name": "BTC-CS-19MAY26-70000_75000",
         "trade_id": "900",
         "legs": [
-            {"timestamp": 1, "price": 0.01, "amount": 0.1, "direction": "buy", "instrument_name": "BTC-19MAY26-75000-C", "trade_id": "901"}
+            {
+                "timestamp": 1,
+                "price": 0.01,
+                "amount": 0.1,
+                "direction": "buy",
+                "instrument_name": "BTC-19MAY26-75000-C",
+                "trade_id": "901",
+            }
         ],
     }
     (leg,) = parse_trades([parent], received_at=RECV)
-    assert (leg.trade_id, leg.combo_id, leg.combo_trade_id) == ("901", "BTC-CS-19MAY26-70000_75000", "900")
+    assert (leg.trade_id, leg.combo_id, leg.combo_trade_id) == (
+        "901",
+        "BTC-CS-19MAY26-70000_75000",
+        "900",
+    )
 
 
 def test_rest_trades(shared_data: Path) -> None:
-    (by_currency,) = (parse_trades(d, received_at=RECV) for d in trades_of(shared_data, "rest_get_last_trades_by_currency"))
+    (by_currency,) = (
+        parse_trades(d, received_at=RECV)
+        for d in trades_of(shared_data, "rest_get_last_trades_by_currency")
+    )
     assert [(r.trade_id, r.trade_seq, r.price, r.amount, r.mark_price) for r in by_currency] == [
         ("277976", 36798, 8767.08, 100.0, 8829.7)
     ]
-    (by_time,) = (parse_trades(d, received_at=RECV) for d in trades_of(shared_data, "rest_get_last_trades_by_currency_and_time"))
-    assert (by_time[0].instrument_name, by_time[0].iv, by_time[0].trade_id) == ("BTC-25SEP20-6000-P", 74.74, "48077291")
-    (inst_time,) = (parse_trades(d, received_at=RECV) for d in trades_of(shared_data, "rest_get_last_trades_by_instrument_and_time"))
+    (by_time,) = (
+        parse_trades(d, received_at=RECV)
+        for d in trades_of(shared_data, "rest_get_last_trades_by_currency_and_time")
+    )
+    assert (by_time[0].instrument_name, by_time[0].iv, by_time[0].trade_id) == (
+        "BTC-25SEP20-6000-P",
+        74.74,
+        "48077291",
+    )
+    (inst_time,) = (
+        parse_trades(d, received_at=RECV)
+        for d in trades_of(shared_data, "rest_get_last_trades_by_instrument_and_time")
+    )
     assert (inst_time[0].trade_id, inst_time[0].direction) == ("ETH-2696055", "buy")
-    by_inst = [parse_trades(d, received_at=RECV) for d in trades_of(shared_data, "rest_get_last_trades_by_instrument")]
+    by_inst = [
+        parse_trades(d, received_at=RECV)
+        for d in trades_of(shared_data, "rest_get_last_trades_by_instrument")
+    ]
     assert [len(b) for b in by_inst] == [1, 10, 2, 7]
     eth = by_inst[1]
     assert [r.trade_seq for r in eth] == list(range(203024587, 203024597))
-    assert eth[0].trade_id == "ETH-284830839" and eth[-1].amount == 106.0 and eth[-1].direction == "buy"
+    assert (
+        eth[0].trade_id == "ETH-284830839"
+        and eth[-1].amount == 106.0
+        and eth[-1].direction == "buy"
+    )
     assert [r.instrument_name for r in by_inst[2]] == ["BTC-19MAY26-75000-C", "BTC-19MAY26-70000-C"]
     perp = by_inst[3]
     assert [r.trade_seq for r in perp] == list(range(133407041, 133407048))
@@ -133,13 +170,32 @@ def test_rest_trades(shared_data: Path) -> None:
 
 def test_numeric_ids_become_text() -> None:
     (row,) = parse_trades(
-        [{"timestamp": 5, "price": 1, "amount": 1, "direction": "buy", "instrument_name": "X", "trade_id": 77, "combo_trade_id": 244343053, "block_trade_id": 12}],
+        [
+            {
+                "timestamp": 5,
+                "price": 1,
+                "amount": 1,
+                "direction": "buy",
+                "instrument_name": "X",
+                "trade_id": 77,
+                "combo_trade_id": 244343053,
+                "block_trade_id": 12,
+            }
+        ],
         received_at=RECV,
     )
     assert (row.trade_id, row.combo_trade_id, row.block_trade_id) == ("77", "244343053", "12")
 
 
-GOOD = {"timestamp": 5, "price": 1.5, "amount": 2, "direction": "buy", "instrument_name": "BTC-PERPETUAL", "trade_id": "1", "trade_seq": 1}
+GOOD = {
+    "timestamp": 5,
+    "price": 1.5,
+    "amount": 2,
+    "direction": "buy",
+    "instrument_name": "BTC-PERPETUAL",
+    "trade_id": "1",
+    "trade_seq": 1,
+}
 
 
 @pytest.mark.parametrize(
@@ -179,7 +235,12 @@ def test_tolerant_parse_keeps_the_good_trades(shared_data: Path) -> None:
     batch = trades_of(shared_data, "rest_get_last_trades_by_instrument")[1]
     broken = [*batch[:3], {**batch[3], "price": None}, "junk", *batch[5:]]
     rows, errors = parse_trades_tolerant(broken, received_at=RECV)
-    assert [r.trade_seq for r in rows] == [203024587, 203024588, 203024589, *range(203024592, 203024597)]
+    assert [r.trade_seq for r in rows] == [
+        203024587,
+        203024588,
+        203024589,
+        *range(203024592, 203024597),
+    ]
     assert [e.reason for e in errors] == [
         "trades[3]: price: expected a number, got NoneType",
         "trades[4]: trade: expected an object, got str",

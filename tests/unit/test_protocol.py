@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import orjson
@@ -94,7 +95,11 @@ def test_rest_error_bodies_in_an_envelope(shared_data: Path) -> None:
         codes.append(frame.error.code)
         assert isinstance(DeribitError.from_info(frame.error), FatalError)
     assert codes == [-32602, -32601, 13009]
-    first = parse_frame(b'{"id":1,"error":' + lines(shared_data, "rest_error_bodies_partial.jsonl")[0].encode() + b"}")
+    first = parse_frame(
+        b'{"id":1,"error":'
+        + lines(shared_data, "rest_error_bodies_partial.jsonl")[0].encode()
+        + b"}"
+    )
     assert isinstance(first, Response) and first.error is not None
     assert first.error.data == {"reason": "instrument not found", "param": "instrument_name"}
 
@@ -108,7 +113,22 @@ def test_temporary_codes_are_retried(code: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "code", [-32700, -32602, -32601, -32600, -32000, 13009, 13019, 13020, 10030, 11050, 13778, 11052, 99999]
+    "code",
+    [
+        -32700,
+        -32602,
+        -32601,
+        -32600,
+        -32000,
+        13009,
+        13019,
+        13020,
+        10030,
+        11050,
+        13778,
+        11052,
+        99999,
+    ],
 )
 def test_fatal_codes_fail_fast(code: int) -> None:
     assert classify_error(code) == "fatal"
@@ -122,7 +142,9 @@ def test_rate_limit_is_its_own_class_and_worth_retrying_later() -> None:
 
 
 def parse_error(code: int):  # type: ignore[no-untyped-def]
-    frame = parse_frame(orjson.dumps({"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "m"}}))
+    frame = parse_frame(
+        orjson.dumps({"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "m"}})
+    )
     assert isinstance(frame, Response) and frame.error is not None
     return frame.error
 
@@ -167,7 +189,9 @@ def test_malformed_frames_raise_with_a_reason(raw: bytes, reason: str) -> None:
 
 
 def test_reply_to_invalid_json_has_no_id() -> None:
-    frame = parse_frame(b'{"jsonrpc":"2.0","error":{"code":11050,"message":"bad_request","data":"invalid json"}}')
+    frame = parse_frame(
+        b'{"jsonrpc":"2.0","error":{"code":11050,"message":"bad_request","data":"invalid json"}}'
+    )
     assert isinstance(frame, Response) and frame.id is None and frame.error is not None
     assert frame.error.data == "invalid json"
 
@@ -182,7 +206,9 @@ def test_batch_channels_fits_frames_and_keeps_order() -> None:
     assert [c for b in batches for c in b] == channels
     assert all(1 <= len(b) <= 250 for b in batches)
     for b in batches:
-        assert len(encode_request(2**53, "public/subscribe", {"channels": b})) <= MAX_FRAME_BYTES - 512
+        assert (
+            len(encode_request(2**53, "public/subscribe", {"channels": b})) <= MAX_FRAME_BYTES - 512
+        )
 
 
 def test_batch_channels_splits_on_bytes_exactly_at_the_limit() -> None:
@@ -190,7 +216,7 @@ def test_batch_channels_splits_on_bytes_exactly_at_the_limit() -> None:
     limit = 4096
     batches = batch_channels(channels, max_frame_bytes=limit, max_per_batch=10_000)
     assert len(batches) > 1
-    for b, nxt in zip(batches, batches[1:], strict=False):
+    for b, nxt in itertools.pairwise(batches):
         assert len(encode_request(2**53, "public/subscribe", {"channels": b})) <= limit
         # one more channel would not have fitted: the batches are as full as the limit allows
         assert len(encode_request(2**53, "public/subscribe", {"channels": [*b, nxt[0]]})) > limit

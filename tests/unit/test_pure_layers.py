@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BANNED = frozenset({"asyncio", "websockets", "aiohttp", "psycopg", "psycopg_pool", "logging", "os", "importlib"})
+BANNED = frozenset(
+    {"asyncio", "websockets", "aiohttp", "psycopg", "psycopg_pool", "logging", "os", "importlib"}
+)
 PURE_MODULES = frozenset(
     {"scripts.models", "scripts.deribit.protocol", "scripts.deribit.channels"}
     | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
@@ -50,15 +52,17 @@ def violations(source: str) -> list[str]:
     bad = []
     for module in imported_modules(source):
         top = module.split(".")[0]
-        if top in BANNED or module == "__import__":
-            bad.append(module)
-        elif top == "scripts" and module not in PURE_MODULES and module != "scripts":
+        impure_project_module = top == "scripts" and module not in PURE_MODULES | {"scripts"}
+        if top in BANNED or module == "__import__" or impure_project_module:
             bad.append(module)
     return sorted(bad)
 
 
 def test_the_checker_catches_io_imports() -> None:
-    src = "import os\nfrom asyncio import sleep\ndef f():\n    import logging\nfrom scripts import logs\nfrom scripts.storage.tables import X\n"
+    src = (
+        "import os\nfrom asyncio import sleep\ndef f():\n    import logging\n"
+        "from scripts import logs\nfrom scripts.storage.tables import X\n"
+    )
     assert violations(src) == ["asyncio", "logging", "os", "scripts.logs", "scripts.storage.tables"]
     assert violations("import orjson\nfrom scripts.models import QuoteRow\n") == []
 
@@ -70,5 +74,13 @@ def test_pure_layer_imports_no_io(path: Path) -> None:
 
 def test_all_pure_files_are_checked() -> None:
     names = {str(p.relative_to(ROOT)) for p in pure_files()}
-    assert {"scripts/models.py", "scripts/deribit/protocol.py", "scripts/deribit/channels.py"} <= names
-    assert {"scripts/normalize/common.py", "scripts/normalize/trades.py", "scripts/normalize/books.py"} <= names
+    assert {
+        "scripts/models.py",
+        "scripts/deribit/protocol.py",
+        "scripts/deribit/channels.py",
+    } <= names
+    assert {
+        "scripts/normalize/common.py",
+        "scripts/normalize/trades.py",
+        "scripts/normalize/books.py",
+    } <= names

@@ -1,0 +1,124 @@
+"""`python -m scripts.benchmark` with tiny settings: every figure present and a finite number
+(their values are not asserted: performance is never asserted in tests)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+import psycopg
+import pytest
+
+from scripts import benchmark
+from scripts.bench import lag, procstat
+from scripts.bench.report import figures, render_text, to_json
+from scripts.bench.run import BenchConfig, run_benchmark
+from scripts.storage.migrate import apply_schema
+from tests.support.pgcluster import PgCluster
+
+TINY = {
+    "expiries": 2,
+    "strikes": 4,
+    "rates": (300.0, 600.0),
+    "lag_rate": 300.0,
+    "step_s": 2.0,
+    "mix_s": 1.0,
+    "baseline_s": 1.0,
+    "copy_rows": 4000,
+    "snapshot_interval_s": 1.0,
+}
+
+
+@pytest.mark.timeout(300)
+async def test_tiny_benchmark_reports_every_figure(
+    pg_cluster: PgCluster, database_url: str
+) -> None:
+    res = await run_benchmark(BenchConfig.quick_settings(database_url=database_url, **TINY))
+
+    assert res.missing == [], res.missing
+    assert [rate for rate, _ in res.steps] == [300.0, 600.0] or res.steps[-1][1].behind
+    figs = figures(res)
+    keys = [f.key for f in figs]
+    assert len(keys) == len(set(keys))
+    for key in (
+        "sustained_msgs_s",
+        "collector_us_per_msg",
+        "db_us_per_row",
+        "peak_rss_mb",
+        "lag_fixed.p99",
+        "lag_sustained.p99",
+        "copy_rows_s.quotes",
+        "drain_msgs_s",
+        "ratio_drain",
+        "ratio_copy",
+        "compressed_bytes_per_row.quotes",
+        "gb_per_month.total",
+    ):
+        assert key in keys
+    apache = pg_cluster.edition == "apache"
+    for f in figs:
+        if not f.required:
+            continue
+        compressed = f.key.startswith(("compressed_bytes_per_row.", "compression_ratio."))
+        if apache and compressed:
+            assert f.value is None and "Apache edition" in f.note, f
+            continue
+        assert f.value is not None and math.isfinite(f.value), f
+    text = render_text(res)
+    for f in figs:
+        assert f.label in text
+    assert "Apache edition" in text or not apache
+    decoded = orjson.loads(orjson.dumps(to_json(res)))
+    assert [f["key"] for f in decoded["figures"]] == keys
+
+
+def test_benchmark_refuses_a_database_with_data(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply_schema(database_url, ["BTC"], schedule_policies=False)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            'INSERT INTO btc_option_quotes ("timestamp", instrument_name) '
+            "VALUES (now(), 'BTC-1JUN26-90000-C')"
+        )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    assert benchmark.main(["--quick"]) == 2
+    assert "btc_option_quotes already has rows" in capsys.readouterr().err
+
+
+def test_command_line_settings_override_the_quick_defaults() -> None:
+    args = benchmark.parse_args(["--quick", "--rates", "100,200", "--step-s", "1.5"])
+    cfg = benchmark.config_from(args, {"DATABASE_URL": "postgresql://x@127.0.0.1/db"})
+    assert cfg.quick and cfg.rates == (100.0, 200.0) and cfg.step_s == 1.5
+    assert cfg.database_url == "postgresql://x@127.0.0.1/db"
+    assert benchmark.config_from(benchmark.parse_args([]), {}).database_url is None
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert lag.percentile(values, 50) == 50.0
+    assert lag.percentile(values, 99) == 99.0
+    assert math.isnan(lag.percentile([], 50))
+    assert lag.summarize([0.2, 0.1])["max_s"] == 0.2
+
+
+def test_cpu_of_a_process_tree_counts_its_busy_child() -> None:
+    busy = "x = 0\\nfor i in range(10**7): x += i"
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', '{busy}'])"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        seen = 0.0
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen = max(seen, procstat.process_cpu_s(proc.pid) or 0.0)
+            time.sleep(0.05)
+    finally:
+        proc.wait(timeout=60)
+    assert seen > 0.05  # the grandchild's loop, seen through its parent
+    assert (procstat.peak_rss_bytes(os.getpid()) or 0) > 1_000_000
+    assert procstat.process_cpu_s(proc.pid) is None  # gone
