@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--expiries", type=int, default=None, help="option expiries (default 10)")
     p.add_argument("--strikes", type=int, default=None, help="strikes per expiry (default 40)")
+    p.add_argument(
+        "--book-rate-hz", type=float, default=None, help="the market's own book changes/s (400)"
+    )
     p.add_argument("--rates", default=None, help="offered msgs/s steps, e.g. 5000,10000,20000")
     p.add_argument("--lag-rate", type=float, default=None, help="msgs/s of the lag step (5000)")
     p.add_argument("--step-s", type=float, default=None, help="seconds measured per step")
@@ -42,7 +45,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from(args: argparse.Namespace, env: dict[str, str]) -> BenchConfig:
     overrides: dict[str, object] = {}
-    names = ("expiries", "strikes", "lag_rate", "step_s", "mix_s", "copy_rows", "flush_interval_ms")
+    names = (
+        "expiries",
+        "strikes",
+        "book_rate_hz",
+        "lag_rate",
+        "step_s",
+        "mix_s",
+        "copy_rows",
+        "flush_interval_ms",
+    )
     for name in names:
         value = getattr(args, name)
         if value is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ import psycopg
 from websockets.asyncio.client import connect
 
 from scripts import models
+from scripts.bench import procstat
 from scripts.storage import copy as copy_sql
 from scripts.storage.tables import (
     OPTION_ORDERBOOK_DEPTH,
@@ -83,12 +85,22 @@ def depth_rows(names: list[str], n: int, seed: int = 9, levels: int = 10) -> lis
     return out
 
 
-def copy_rate(url: str, spec: TableSpec, currency: str, rows: list[tuple]) -> float:
+@dataclass(frozen=True)
+class CopyRate:
+    rows_s: float
+    db_us_per_row: float | None  # the server's CPU (every process), None if not visible
+
+
+def copy_rate(url: str, spec: TableSpec, currency: str, rows: list[tuple]) -> CopyRate:
     """Rows/s of binary COPY on one connection, the way the writer does it (keyed tables go
     through the staging table and INSERT ... ON CONFLICT), one transaction per batch."""
     table = spec.table_name(currency)
     types = list(spec.sql_types)
     with psycopg.connect(url) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()
+        conn.commit()
+        server = procstat.PostgresCpu.from_backend_pid(int(pid[0]), set()) if pid else None
+        cpu0 = server.cpu_s() if server else None
         started = time.perf_counter()
         for i in range(0, len(rows), COPY_BATCH_ROWS):
             batch = rows[i : i + COPY_BATCH_ROWS]
@@ -104,7 +116,9 @@ def copy_rate(url: str, spec: TableSpec, currency: str, rows: list[tuple]) -> fl
                 conn.execute(copy_sql.merge_statement(spec, table))
             conn.commit()
         elapsed = time.perf_counter() - started
-    return len(rows) / elapsed
+        cpu1 = server.cpu_s() if server else None
+    db = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / len(rows) * 1e6
+    return CopyRate(len(rows) / elapsed, db)
 
 
 def drop_baseline_rows(url: str, tables: list[str]) -> None:
@@ -116,7 +130,7 @@ def drop_baseline_rows(url: str, tables: list[str]) -> None:
             )
 
 
-def copy_baselines(url: str, currency: str, names: list[str], n: int) -> dict[str, float]:
+def copy_baselines(url: str, currency: str, names: list[str], n: int) -> dict[str, CopyRate]:
     """Raw COPY rows/s into the quotes, trades and depth tables (drop the rows with
     `drop_baseline_rows` once their size is measured)."""
     return {

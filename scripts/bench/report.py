@@ -175,15 +175,27 @@ def figures(res: Results) -> list[Figure]:
                 why_best,
             )
         )
-    for table in (QUOTES, TRADES):
+    for table in TABLES:
+        rate = res.copy.get(table)
+        why_copy = "" if res.copy else "failed"
         add(
             Figure(
                 f"copy_rows_s.{SHORT[table]}",
                 f"raw binary COPY rows/s {table}",
-                res.copy_rows_s.get(table),
+                rate.rows_s if rate else None,
                 "row/s",
                 "",
-                "" if res.copy_rows_s else "failed",
+                why_copy,
+            )
+        )
+        add(
+            Figure(
+                f"copy_db_us_per_row.{SHORT[table]}",
+                "  database CPU per row of that COPY",
+                rate.db_us_per_row if rate else None,
+                "us",
+                "",
+                why_copy or ("" if rate and rate.db_us_per_row is not None else _db_note(res)),
             )
         )
     add(
@@ -212,7 +224,7 @@ def figures(res: Results) -> list[Figure]:
         Figure(
             "ratio_copy",
             "collector quote rows/s / raw COPY",
-            _ratio(quotes_rows, res.copy_rows_s.get(QUOTES)),
+            _ratio(quotes_rows, res.copy[QUOTES].rows_s if QUOTES in res.copy else None),
             "x",
             "",
             why_best,
@@ -243,7 +255,7 @@ def _storage_figures(res: Results) -> list[Figure]:
                 before,
                 "B",
                 "",
-                why or (s.note if s and before is None else ""),
+                why or (s.note if s and before is None else s.basis if s else ""),
             )
         )
         out.append(
@@ -271,7 +283,8 @@ def _storage_figures(res: Results) -> list[Figure]:
             how = f"{options} options every {PRODUCTION_SNAPSHOT_INTERVAL_S:.0f} s"
         else:
             rate = mix_rows.get(table) if mix_rows else None
-            how = "measured, market model alone" if rate is not None else "mix not measured"
+            model = f"market model alone, {res.meta.get('book_rate_hz')} book changes/s"
+            how = f"measured, {model}" if rate is not None else "mix not measured"
         per_row = after if after is not None else before
         day = None
         if rate is not None and per_row is not None:
@@ -326,6 +339,20 @@ def _storage_figures(res: Results) -> list[Figure]:
             "GB",
         )
     )
+    quotes = by_table.get(QUOTES)
+    per_row = None
+    if quotes is not None:
+        per_row = quotes.compressed_bytes_per_row or quotes.bytes_per_row
+    out.append(
+        Figure(
+            "gb_per_month.per_100_quotes_s",
+            f"per 100 quote rows/s, one currency, per {MONTH_DAYS}-day month",
+            per_day_bytes(100.0, per_row, 1) * MONTH_DAYS / 1e9 if per_row else None,
+            "GB",
+            "",
+            "scale to your market's quote rate",
+        )
+    )
     return out
 
 
@@ -346,6 +373,8 @@ def _fmt(x: float | None, unit: str) -> str:
         return ""
     if unit in ("s", "x"):
         return f"{x:,.3f}" if unit == "s" else f"{x:,.2f}"
+    if unit == "GB" and abs(x) < 10:
+        return f"{x:,.3f}"
     if unit in ("us", "B", "MB", "GB") or abs(x) < 100:
         return f"{x:,.1f}"
     return f"{x:,.0f}"
@@ -400,7 +429,7 @@ def to_json(res: Results) -> dict[str, Any]:
         "meta": res.meta,
         "mix": res.mix,
         "steps": [
-            {"offered_msgs_s": rate, **{k: v for k, v in vars(s).items()}} for rate, s in res.steps
+            {"target_msgs_s": rate, **{k: v for k, v in vars(s).items()}} for rate, s in res.steps
         ],
         "figures": [
             {

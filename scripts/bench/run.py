@@ -74,7 +74,7 @@ class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     mix: dict[str, Any] = field(default_factory=dict)
     steps: list[tuple[float, StepResult]] = field(default_factory=list)
-    copy_rows_s: dict[str, float] = field(default_factory=dict)
+    copy: dict[str, baselines.CopyRate] = field(default_factory=dict)
     drain_msgs_s: float | None = None
     peak_rss_bytes: int | None = None
     storage: list[storage.TableStorage] = field(default_factory=list)
@@ -89,6 +89,7 @@ async def run_benchmark(cfg: BenchConfig) -> Results:
         "flush_interval_ms": cfg.flush_interval_ms,
         "step_s": cfg.step_s,
         "lag_rate": cfg.lag_rate,
+        "book_rate_hz": cfg.book_rate_hz,
         "currency": CURRENCY,
         "loadavg_start": _loadavg(),
     }
@@ -160,7 +161,7 @@ def _apply_schema(url: str) -> None:
 async def _copy_baseline(cfg: BenchConfig, url: str, channels: list[str], res: Results) -> None:
     names = [c.split(".", 1)[1] for c in channels]
     try:
-        res.copy_rows_s = await asyncio.to_thread(
+        res.copy = await asyncio.to_thread(
             baselines.copy_baselines, url, CURRENCY, names, cfg.copy_rows
         )
     except Exception as exc:

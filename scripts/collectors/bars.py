@@ -3,8 +3,8 @@ trades the real-time collector records.
 
 Perpetuals and futures (`perpetuals_ohlcv`, `futures_ohlcv`): one `get_tradingview_chart_data`
 call per instrument per poll, from the newest stored bars (the last few are read again, so a
-bar read while its last trades were still arriving is corrected) to the last closed minute. After a restart the
-first poll fills every bar missed while down, back to `max_lookback_s`.
+bar read while its last trades were still arriving is corrected) to the last closed minute.
+After a restart the first poll fills every bar missed while down, back to `max_lookback_s`.
 
 Options (`options_ohlcv`), chosen so the budget fits a whole chain: OHLC, volume (sum of
 `amount`), trade count and the amount-weighted trade IV come from `{cur}_option_trades` by one

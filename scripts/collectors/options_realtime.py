@@ -141,7 +141,7 @@ class OptionsRealtimeCollector:
         self._connected_once: set[str] = set()
         self._down_since: dict[str, tuple[float, str]] = {}  # socket -> (market s, reason)
         self._stream_from_ms: int | None = None  # trades after this come from the stream
-        self._start_trades_from_ms: int | None = None
+        self.repair_from_ms: int | None = None
         self._start_trades_known = False
         self._not_running_since: datetime | None = None
         self.started = asyncio.Event()  # the first socket is subscribed (tests wait on it)
@@ -193,7 +193,7 @@ class OptionsRealtimeCollector:
         if self.pool.owner.get(self.trade_channel) is client:
             end_ms = now_ms + int(self.clock.speed * TRADE_WINDOW_SLACK_WALL_S * 1000)
             if self._stream_from_ms is None:
-                start = self._start_trades_from_ms
+                start = self.repair_from_ms
                 if start is not None:
                     reason = "collector start" if self._start_trades_known else "first start"
                     self.repairer.request_window(start, end_ms, reason, always_record=True)
@@ -218,8 +218,6 @@ class OptionsRealtimeCollector:
         self.writer.status.set_connected(False)
         last = client.last_data_market_s or self.clock.now()
         self._down_since.setdefault(client.name, (last, reason))
-        if self.pool.owner.get(self.trade_channel) is client:
-            self.watch.forget_sequences()
 
     def _on_malformed(self, client: DeribitWsClient, raw: bytes | str, reason: str) -> None:
         received_at = _dt(self.clock.now())
@@ -258,10 +256,10 @@ class OptionsRealtimeCollector:
         newest_quote = await newest_timestamp(s.database_url, self.quotes_table)
         now_s = self.clock.now()
         if newest_trade is not None:
-            self._start_trades_from_ms = int(newest_trade.timestamp() * 1000)
+            self.repair_from_ms = int(newest_trade.timestamp() * 1000)
             self._start_trades_known = True
         elif s.trade_repair_max_age_s > 0:
-            self._start_trades_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)
+            self.repair_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)
         self._not_running_since = newest_quote
         names = await self.chain.load()
         self.pool.add_channels(self.fixed_channels)

@@ -42,7 +42,8 @@ from scripts.storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 PAGE_COUNT = 1000
-SEEN_IDS_MAX = 200_000  # trade ids remembered to tell recovered trades from duplicates
+SEEN_IDS_MAX = 200_000
+SEQS_PER_INSTRUMENT = 2000  # trade ids remembered to tell recovered trades from duplicates
 MAX_PAGES_PER_WINDOW = 10_000
 
 
@@ -72,35 +73,46 @@ class TradeWatch:
         self.last_seq: dict[str, tuple[int, int]] = {}  # instrument -> (trade_seq, ts_ms)
         self.newest_ms: int | None = None
         self.seen_ids: OrderedDict[str, None] = OrderedDict()
+        self.seqs: dict[str, set[int]] = {}  # recent trade_seqs seen per instrument
 
-    def observe(self, rows: list[TradeRow]) -> list[SeqHole]:
-        """Records stream rows; returns the `trade_seq` holes they reveal."""
+    def observe(self, rows: list[TradeRow], *, stream: bool = True) -> list[SeqHole]:
+        """Records rows (from the stream, or re-read: `stream=False`); returns the
+        `trade_seq` holes stream rows reveal that no earlier read has filled."""
         holes: list[SeqHole] = []
         for row in rows:
             ts_ms = int(row.timestamp.timestamp() * 1000 + 0.5)
-            if self.newest_ms is None or ts_ms > self.newest_ms:
+            if stream and (self.newest_ms is None or ts_ms > self.newest_ms):
                 self.newest_ms = ts_ms
             self._remember(row.trade_id)
             seq = row.trade_seq
             if seq is None:
                 continue
             name = row.instrument_name
+            seen = self.seqs.setdefault(name, set())
+            seen.add(seq)
+            if len(seen) > SEQS_PER_INSTRUMENT:
+                floor = max(seen) - SEQS_PER_INSTRUMENT // 2
+                seen.difference_update([s for s in seen if s < floor])
             last = self.last_seq.get(name)
             if last is None or seq > last[0]:
                 self.last_seq[name] = (seq, ts_ms)
-            if last is not None and seq > last[0] + 1:
+            hole = stream and last is not None and seq > last[0] + 1
+            if hole and last is not None and not self.filled(name, last[0] + 1, seq - 1):
                 holes.append(SeqHole(name, last[0] + 1, seq - 1, last[1], ts_ms))
         return holes
+
+    def filled(self, name: str, start_seq: int, end_seq: int) -> bool:
+        """True when every trade_seq in [start_seq, end_seq] of `name` was seen."""
+        seen = self.seqs.get(name, set())
+        return end_seq - start_seq < SEQS_PER_INSTRUMENT and all(
+            s in seen for s in range(start_seq, end_seq + 1)
+        )
 
     def _remember(self, trade_id: str) -> None:
         seen = self.seen_ids
         seen[trade_id] = None
         if len(seen) > SEEN_IDS_MAX:
             seen.popitem(last=False)
-
-    def forget_sequences(self) -> None:
-        """After a disconnect the window repair covers the hole; do not report it twice."""
-        self.last_seq.clear()
 
 
 class TradeRepairer:
@@ -230,6 +242,8 @@ class TradeRepairer:
             self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
 
     async def _repair_hole(self, h: SeqHole) -> None:
+        if self.watch.filled(h.instrument_name, h.start_seq, h.end_seq):
+            return  # a window read since the hole was seen filled it
         start_seq = h.start_seq
         recovered = 0
         try:
@@ -281,8 +295,7 @@ class TradeRepairer:
             return 0
         seen = self.watch.seen_ids
         missed = sum(1 for r in rows if r.trade_id not in seen)
-        for r in rows:
-            self.watch._remember(r.trade_id)
+        self.watch.observe(rows, stream=False)
         self.writer.add_many(OPTION_TRADES, self.spec.code, rows)
         return missed
 

@@ -210,6 +210,7 @@ class Instrument:
         "px",
         "px_sec",
         "settle",
+        "stats_cache",
         "strike",
         "tick",
         "tick_digits",
@@ -265,6 +266,8 @@ class Instrument:
         self.px_sec = -1
         self.px: tuple[float, ...] = ()
         self.settle: tuple[int, float] = (-1, 0.0)  # (08:00 of the day, mark then)
+        # (hour, trade_seq, the ticker's stats object): valid until a trade or a new hour
+        self.stats_cache: tuple[int, int, dict[str, Any]] = (-1, -1, {})
         self.underlying = "index_price"  # options: the future or SYN. name they are priced on
         self.info = self.build_info()
 

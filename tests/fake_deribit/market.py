@@ -4,7 +4,9 @@
 Events come from independent processes (book changes, option/perpetual/future trades as
 Poisson streams; index, DVOL, perpetual, mark prices and tickers each market second; candles
 each minute; listings and expiries), each with its own seeded RNG, merged on one heap. So the
-same seed gives the same events however `advance_to` is called. History before `start_ms`
+same seed gives the same events however `advance_to` is called. `set_demand` says which
+payloads someone listens to: the others are not built (the state, RNG draws and ground truth
+stay the same). History before `start_ms`
 (trades, hence candles) is generated at construction at a lower rate; index, DVOL and funding
 are functions of time (see pricing.py).
 """
@@ -27,7 +29,8 @@ from tests.fake_deribit.books import (
     top,
 )
 from tests.fake_deribit.catalog import CurrencyState, IdSource
-from tests.fake_deribit.ground_truth import GroundTruth
+from tests.fake_deribit.demand import Demand
+from tests.fake_deribit.ground_truth import BookFact, GroundTruth, QuoteFact
 from tests.fake_deribit.history import MINUTE_MS, Candles, TradeStore, candle_payload
 from tests.fake_deribit.instruments import (
     DAY_MS,
@@ -101,6 +104,7 @@ class Market:
         self._next_block_id = 1_000 + cfg.seed % 1000 * 10
         self._out: list[MarketEvent] = []
         self._live = False
+        self.demand = Demand(everything=True)
         for n, code in enumerate(cfg.currencies):
             setup = SETUPS.get(code)
             if setup is None:
@@ -121,6 +125,10 @@ class Market:
         self._next_listing: int | None = None
         self._schedule()
         self._live = True
+
+    def set_demand(self, demand: Demand) -> None:
+        """Build only the payloads `demand` wants from now on (it may change in place)."""
+        self.demand = demand
 
     # -- public queries ------------------------------------------------------------------------
     def instrument(self, name: str) -> Instrument | None:
@@ -294,7 +302,8 @@ class Market:
         recenter(inst, fair, False, rng, False)
         inst.change_id = self._next_change_id(inst.group, rng)
         inst.book_ts = ts
-        self.truth.add_book(snapshot_payload(inst))
+        if self.truth.record_books:
+            self.truth.add_book(snapshot_payload(inst))
 
     def _next_change_id(self, group: str, rng: random.Random) -> int:
         value = self._change_ids[group] + 1 + int(rng.random() * 4)
@@ -322,31 +331,38 @@ class Market:
         """One `book` change (a new change_id from the group's shared counter) and, when the
         top of book moved, a `quote`."""
         new_id = self._next_change_id(inst.group, rng)
-        data = {
-            "type": "change",
-            "timestamp": ts,
-            "prev_change_id": inst.change_id,
-            "instrument_name": inst.name,
-            "change_id": new_id,
-            "bids": bids,
-            "asks": asks,
-        }
+        prev_id = inst.change_id
         inst.change_id = new_id
         inst.book_ts = ts
+        name = inst.name
         out = self._out
-        out.append(_new_event(MarketEvent, ("book", ts, inst.name, data)))
-        truth = self.truth
-        if truth.record_books:
-            truth.add_book(data)
-        if top(inst) != old_top:
+        demand = self.demand
+        record = self.truth.record_books
+        if record:
+            self.truth.books.append(BookFact(ts, name, new_id, prev_id, len(bids) + len(asks)))
+        if demand.everything or demand.wants("book", name):
+            data = {
+                "type": "change",
+                "timestamp": ts,
+                "prev_change_id": prev_id,
+                "instrument_name": name,
+                "change_id": new_id,
+                "bids": bids,
+                "asks": asks,
+            }
+            out.append(_new_event(MarketEvent, ("book", ts, name, data)))
+        new_top = top(inst)
+        if new_top == old_top:
+            return
+        if record:
+            self.truth.quotes.append(_new_event(QuoteFact, (ts, name, *new_top)))
+        if demand.everything or demand.wants("quote", name):
             q = quote_payload(inst, ts)
-            out.append(_new_event(MarketEvent, ("quote", ts, inst.name, q)))
-            if truth.record_books:
-                truth.add_quote(q)
+            out.append(_new_event(MarketEvent, ("quote", ts, name, q)))
 
     def emit_trades(self, inst: Instrument, ts: int, trades: list[dict[str, Any]]) -> None:
-        self._out.append(MarketEvent("trades", ts, inst.name, trades))
-        if inst.kind == "future":
+        self._out.append(_new_event(MarketEvent, ("trades", ts, inst.name, trades)))
+        if inst.kind == "future" and self.demand.wants("chart", inst.name):
             minute = ts - ts % MINUTE_MS
             bar = self.candles.bar(inst.name, minute)
             if bar is not None:

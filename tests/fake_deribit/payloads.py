@@ -5,14 +5,21 @@ linear ones, IVs in percent, greeks from Black-76.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tests.fake_deribit.books import top
 from tests.fake_deribit.instruments import DAY_MS, EXPIRY_HOUR_UTC, Instrument
-from tests.fake_deribit.pricing import HOUR_MS, MS_PER_YEAR, PriceModel, black76, smile_vol
+from tests.fake_deribit.pricing import HOUR_MS, MS_PER_YEAR, PriceModel
 
-# px tuple: (index, underlying, mark, iv_fraction, delta, gamma, vega, theta, rho, vega_usd)
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# px tuple: (index, underlying, mark, iv_fraction, delta, gamma, vega, theta, rho, vega_usd);
+# the greeks are raw floats, rounded by `greeks` when a ticker shows them.
 PX_INDEX, PX_UNDERLYING, PX_MARK, PX_IV = 0, 1, 2, 3
+_SMILE_MIN_YEARS = 1.0 / (365 * 24)  # as pricing.smile_vol
+_BLACK_MIN_YEARS = 1e-7  # as pricing.black76
 
 
 def compute_px(model: PriceModel, inst: Instrument, ms: int) -> tuple[float, ...]:
@@ -23,23 +30,66 @@ def compute_px(model: PriceModel, inst: Instrument, ms: int) -> tuple[float, ...
         else:
             mark = round(model.forward(ms, inst.expiry_ms), inst.cur.index_digits)
         return (index, mark, mark, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    years = max(0.0, (inst.expiry_ms - ms) / MS_PER_YEAR)
-    fwd = model.forward(ms, inst.expiry_ms)
-    sigma = smile_vol(model.atm_vol(ms), inst.strike, fwd, years)
-    value, delta, gamma, vega, theta, rho = black76(fwd, inst.strike, years, sigma, inst.is_call)
+    atm = model.atm_vol(ms)
+    return option_px(index, atm, expiry_terms(model, ms, inst.expiry_ms, atm, inst), inst)
+
+
+def expiry_terms(
+    model: PriceModel, ms: int, expiry_ms: int, atm: float, inst: Instrument
+) -> tuple[float, ...]:
+    """What every option of one expiry shares at `ms`: (forward, underlying, smile
+    denominator, years for Black-76, their square root)."""
+    years = max(0.0, (expiry_ms - ms) / MS_PER_YEAR)
+    fwd = model.forward(ms, expiry_ms)
+    smile_t = years if years > _SMILE_MIN_YEARS else _SMILE_MIN_YEARS
+    t = years if years > _BLACK_MIN_YEARS else _BLACK_MIN_YEARS
+    return (fwd, round(fwd, inst.cur.index_digits), atm * math.sqrt(smile_t), t, math.sqrt(t))
+
+
+def option_px(
+    index: float, atm: float, terms: tuple[float, ...], inst: Instrument
+) -> tuple[float, ...]:
+    """pricing.smile_vol and pricing.black76 inlined, operation for operation (the markprice
+    of every option, every second, runs through here; a unit test holds them equal)."""
+    fwd, underlying, smile_den, t, rt = terms
+    strike = inst.strike
+    x = math.log(strike / fwd) / smile_den
+    x = -4.0 if x < -4.0 else (4.0 if x > 4.0 else x)
+    sigma = atm * (1.0 + 0.03 * x * x - 0.03 * x)
+    sq = sigma * rt
+    d1 = (math.log(fwd / strike) + 0.5 * sq * sq) / sq
+    d2 = d1 - sq
+    pdf = _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
+    if inst.is_call:
+        nd1 = 0.5 * (1.0 + math.erf(d1 / _SQRT2))
+        nd2 = 0.5 * (1.0 + math.erf(d2 / _SQRT2))
+        value = fwd * nd1 - strike * nd2
+        delta = nd1
+        rho = strike * t * nd2 / 100.0
+    else:
+        nd1 = 0.5 * (1.0 + math.erf(-d1 / _SQRT2))
+        nd2 = 0.5 * (1.0 + math.erf(-d2 / _SQRT2))
+        value = strike * nd2 - fwd * nd1
+        delta = -nd1
+        rho = -strike * t * nd2 / 100.0
+    if value < 0.0:
+        value = 0.0
+    gamma = pdf / (fwd * sq)
+    vega = fwd * pdf * rt / 100.0
+    theta = -fwd * pdf * sigma / (2.0 * rt) / 365.0
     mark = round(value, 4) if inst.cur.linear else round(value / fwd, 8)
-    return (
-        index,
-        round(fwd, inst.cur.index_digits),
-        mark,
-        round(sigma, 4),
-        round(delta, 5) + 0.0,  # + 0.0 turns -0.0 into 0.0
-        round(gamma, 5) + 0.0,
-        round(vega, 5) + 0.0,
-        round(theta, 5) + 0.0,
-        round(rho, 5) + 0.0,
-        vega,
-    )
+    return (index, underlying, mark, round(sigma, 4), delta, gamma, vega, theta, rho, vega)
+
+
+def greeks(p: tuple[float, ...]) -> dict[str, float]:
+    """The ticker's `greeks` object from a px tuple."""
+    return {
+        "delta": round(p[4], 5) + 0.0,  # + 0.0 turns -0.0 into 0.0
+        "gamma": round(p[5], 5) + 0.0,
+        "vega": round(p[6], 5) + 0.0,
+        "theta": round(p[7], 5) + 0.0,
+        "rho": round(p[8], 5) + 0.0,
+    }
 
 
 def px(model: PriceModel, inst: Instrument, ms: int) -> tuple[float, ...]:
@@ -50,6 +100,25 @@ def px(model: PriceModel, inst: Instrument, ms: int) -> tuple[float, ...]:
         inst.px = compute_px(model, inst, sec * 1000)
         inst.px_sec = sec
     return inst.px
+
+
+def chain_px(model: PriceModel, options: list[Instrument], ms: int) -> None:
+    """Fill the `px` cache of a whole option chain for the second of `ms`: the values `px`
+    would compute, with what one second and one expiry share worked out once."""
+    sec = ms // 1000
+    at = sec * 1000
+    index = model.index(at)
+    atm = model.atm_vol(at)
+    shared: dict[int, tuple[float, ...]] = {}
+    for o in options:
+        if o.px_sec == sec:
+            continue
+        expiry = o.expiry_ms
+        terms = shared.get(expiry)
+        if terms is None:
+            terms = shared[expiry] = expiry_terms(model, at, expiry, atm, o)
+        o.px = option_px(index, atm, terms, o)
+        o.px_sec = sec
 
 
 def price_iv(inst: Instrument, p: tuple[float, ...], price: float) -> float:
@@ -100,13 +169,19 @@ def record_stats(inst: Instrument, ts: int, price: float, amount: float, index: 
 
 
 def stats(inst: Instrument, ms: int) -> dict[str, Any]:
+    """The ticker's 24 h `stats` object (shared between calls until a trade or a new hour:
+    treat it as read-only)."""
     hour = ms // HOUR_MS
+    cached = inst.stats_cache
+    if cached[0] == hour and cached[1] == inst.trade_seq:
+        return cached[2]
     vol = usd = 0.0
     high: float | None = None
     low: float | None = None
     first: float | None = None
+    hourly = inst.hourly
     for h in range(hour - 23, hour + 1):
-        b = inst.hourly.get(h)
+        b = hourly.get(h)
         if b is None:
             continue
         vol += b[0]
@@ -118,13 +193,15 @@ def stats(inst: Instrument, ms: int) -> dict[str, Any]:
     change = None
     if first and inst.last_price is not None:
         change = round((inst.last_price - first) / first * 100.0, 4)
-    return {
+    out = {
         "volume": round(vol, 8),
         "volume_usd": round(usd, 2),
         "price_change": change,
         "low": low,
         "high": high,
     }
+    inst.stats_cache = (hour, inst.trade_seq, out)
+    return out
 
 
 def _settlement(model: PriceModel, inst: Instrument, ms: int) -> float:
@@ -179,7 +256,7 @@ def ticker(model: PriceModel, inst: Instrument, ms: int) -> dict[str, Any]:
         out["mark_iv"] = round(p[PX_IV] * 100.0, 2)
         out["bid_iv"] = price_iv(inst, p, bid_p) if bid_a else 0.0
         out["ask_iv"] = price_iv(inst, p, ask_p) if ask_a else 0.0
-        out["greeks"] = {"delta": p[4], "gamma": p[5], "vega": p[6], "theta": p[7], "rho": p[8]}
+        out["greeks"] = greeks(p)
     elif inst.is_perp:
         hour = ms - ms % HOUR_MS
         out["current_funding"] = round(model.current_funding(ms), 8)

@@ -79,6 +79,7 @@ class PriceModel:
         self.premium_path = Path(seed, salt * 10 + 3, 1.0, ((0.6, 5_003.0), (0.9, 61_001.0)), 0.0)
         self.seed = seed
         self.salt = salt
+        self._interest_8h = (-1, 0.0)
 
     def index(self, ms: int) -> float:
         return round(self.index_path.at_second(ms // 1000), self.digits)
@@ -108,7 +109,10 @@ class PriceModel:
         return base + 0.00001 * (hash01(self.seed, self.salt * 10 + 4, h) - 0.5)
 
     def interest_8h(self, hour_ms: int) -> float:
-        return sum(self.interest_1h(hour_ms - k * HOUR_MS) for k in range(8))
+        if self._interest_8h[0] != hour_ms:  # every perpetual ticker asks, twice
+            value = sum(self.interest_1h(hour_ms - k * HOUR_MS) for k in range(8))
+            self._interest_8h = (hour_ms, value)
+        return self._interest_8h[1]
 
     def current_funding(self, ms: int) -> float:
         """Instantaneous 8h-equivalent rate (`perpetual.interest`, ticker `current_funding`)."""

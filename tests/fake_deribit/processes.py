@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tests.fake_deribit.books import recenter, resize, top
 from tests.fake_deribit.history import MINUTE_MS, candle_payload
 from tests.fake_deribit.instruments import expiry_schedule
-from tests.fake_deribit.payloads import PX_IV, PX_MARK, px, ticker
+from tests.fake_deribit.payloads import PX_IV, PX_MARK, chain_px, px, ticker
 
 if TYPE_CHECKING:
     from tests.fake_deribit.catalog import CurrencyState
@@ -128,63 +128,73 @@ def _future_trade_body(m: Market, cs: CurrencyState) -> Body:
 
 
 def _second_proc(m: Market, cs: CurrencyState) -> Process:
-    """Index, DVOL, perpetual and the whole chain's mark prices, once per market second."""
+    """Index, DVOL, perpetual and the whole chain's mark prices, once per market second (each
+    built only when someone listens: they are functions of time, nothing to keep)."""
     setup = cs.setup
     model = cs.model
+    index_name = setup.index_name
 
     def proc(t: float) -> float:
         ts = int(t)
-        index = model.index(ts)
-        m.emit(
-            "index",
-            ts,
-            setup.index_name,
-            {"timestamp": ts, "price": index, "index_name": setup.index_name},
-        )
-        if setup.has_dvol:
+        demand = m.demand
+        if demand.wants("index", index_name):
+            m.emit(
+                "index",
+                ts,
+                index_name,
+                {"timestamp": ts, "price": model.index(ts), "index_name": index_name},
+            )
+        if setup.has_dvol and demand.wants("dvol", index_name):
             m.emit(
                 "dvol",
                 ts,
-                setup.index_name,
-                {"index_name": setup.index_name, "volatility": model.dvol(ts), "timestamp": ts},
+                index_name,
+                {"index_name": index_name, "volatility": model.dvol(ts), "timestamp": ts},
             )
-        if cs.perp is not None:
+        perp = cs.perp
+        if perp is not None and demand.wants("perpetual", perp.name):
             interest = round(model.current_funding(ts), 10)
             m.emit(
                 "perpetual",
                 ts,
-                cs.perp.name,
-                {"index_price": index, "interest": interest, "timestamp": ts},
+                perp.name,
+                {"index_price": model.index(ts), "interest": interest, "timestamp": ts},
             )
-        if cs.options:
-            rows = []
-            for o in cs.options:
-                p = px(model, o, ts)
-                rows.append(
-                    {
-                        "instrument_name": o.name,
-                        "mark_price": p[PX_MARK],
-                        "iv": p[PX_IV],
-                        "timestamp": ts,
-                    }
-                )
-            m.emit("markprice", ts, setup.index_name, rows)
+        if cs.options and demand.wants("markprice", index_name):
+            options = cs.options
+            chain_px(model, options, ts)
+            rows = [
+                {
+                    "instrument_name": o.name,
+                    "mark_price": o.px[PX_MARK],
+                    "iv": o.px[PX_IV],
+                    "timestamp": ts,
+                }
+                for o in options
+            ]
+            m.emit("markprice", ts, index_name, rows)
         return t + 1000
 
     return proc
 
 
 def _ticker_proc(m: Market, cs: CurrencyState, slot: int) -> Process:
-    """Tickers of every `ticker_slots`-th live instrument, once per market second."""
+    """Tickers of every `ticker_slots`-th live instrument someone listens to, once per market
+    second (REST computes its tickers from the state when asked)."""
     n = m.config.ticker_slots
+    model = cs.model
 
     def proc(t: float) -> float:
+        wanted = m.demand.wanted_keys("ticker")
+        if wanted is not None and not wanted:
+            return t + 1000
         ts = int(t)
         order = cs.ticker_order
+        emit = m.emit
         for i in range(slot, len(order), n):
             inst = order[i]
-            if not inst.expired:
-                m.emit("ticker", ts, inst.name, ticker(cs.model, inst, ts))
+            if not inst.expired and (wanted is None or inst.name in wanted):
+                emit("ticker", ts, inst.name, ticker(model, inst, ts))
         return t + 1000
 
     return proc
@@ -195,7 +205,10 @@ def _minute_proc(m: Market, cs: CurrencyState) -> Process:
 
     def proc(t: float) -> float:
         minute = int(t)
+        demand = m.demand
         for inst in ([cs.perp] if cs.perp else []) + cs.futures:
+            if not demand.wants("chart", inst.name):
+                continue
             bar = m.candles.bar(inst.name, minute)
             if bar is None:
                 close = m.candles.last_close_before(inst.name, minute)

@@ -137,6 +137,11 @@ class Publisher:
     def incremental_snapshot(self, session: WsSession, inst: str) -> None:
         """First frame of `incremental_ticker.{inst}` for a new subscriber."""
         last = self.last_ticker.get(inst)
+        market = self.server.market
+        if last is not None and market is not None and last["timestamp"] + 1000 <= market.now_ms:
+            # Nobody listened since, so no ticker was built: wait for the next, fresh one.
+            del self.last_ticker[inst]
+            last = None
         if last is None:
             self.incremental_pending.setdefault(inst, set()).add(session)
         else:

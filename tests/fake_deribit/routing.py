@@ -10,6 +10,8 @@ import re
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from tests.fake_deribit.demand import Demand, channel_demand
+
 INTERVALS = ("raw", "100ms", "agg2")
 GROUPED_INTERVALS = ("100ms", "agg2")
 BOOK_GROUPS = ("none", "1", "2", "5", "10", "25", "100", "250")
@@ -152,10 +154,14 @@ def _kind_currency_variants(prefix: str, kind: str, currency: str, suffix: str) 
 
 
 class Router:
-    """channel → the sessions subscribed to it, and market event → its channels (cached)."""
+    """channel → the sessions subscribed to it, and market event → its channels (cached).
+
+    `demand` follows the channels that have subscribers; the server hands it to the market,
+    which then builds only payloads somebody receives."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.demand = Demand()
         self.subscribers: dict[str, set[Any]] = {}  # channel → sessions
         self.grouped: dict[str, set[str]] = {}  # instrument → subscribed grouped book channels
         self._targets: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -165,6 +171,10 @@ class Router:
         subs = self.subscribers.setdefault(channel, set())
         if session in subs:
             return False
+        if not subs:
+            wanted = channel_demand(channel)
+            if wanted is not None:
+                self.demand.add(*wanted)
         subs.add(session)
         p = channel.split(".")
         if p[0] == "book" and len(p) == 5:
@@ -178,6 +188,9 @@ class Router:
         subs.discard(session)
         if not subs:
             del self.subscribers[channel]
+            wanted = channel_demand(channel)
+            if wanted is not None:
+                self.demand.remove(*wanted)
             p = channel.split(".")
             if p[0] == "book" and len(p) == 5:
                 grouped = self.grouped.get(p[1])

@@ -37,6 +37,9 @@ PUMP_PERIOD_S = 0.01
 # At most this much market time per pump step, so a market that falls behind the clock
 # catches up in slices and requests are still answered in between.
 PUMP_MAX_STEP_MS = 500
+# A pump step catching up runs several slices back to back, for at most this much wall time
+# (one event-loop turn per slice would cost more than a quiet slice itself).
+PUMP_BUDGET_S = 0.02
 WS_PATH = "/ws/api/v2"
 # aiohttp would close on frames above its own limit; we answer -32600 ourselves instead.
 AIOHTTP_MAX_MSG_BYTES = 16 * 1024 * 1024
@@ -130,6 +133,8 @@ class FakeDeribit:
             self.replay is not None if allow_raw_without_auth is None else allow_raw_without_auth
         )
         self.router = Router(self.catalog)
+        if self.market is not None:
+            self.market.set_demand(self.router.demand)
         self.publisher = Publisher(self, self.router)
         self.limiter = IpLimiter(self.limits, self.clock)
         self.dispatcher = Dispatcher(self)
@@ -230,15 +235,22 @@ class FakeDeribit:
     def pump_once(self) -> bool:
         """Advance the market towards the clock and route what happened (no await inside).
 
-        True when the market is still behind the clock after this step."""
+        Steps of at most PUMP_MAX_STEP_MS market time, for at most PUMP_BUDGET_S of wall time;
+        True when the market is still behind the clock after that."""
+        deadline = time.perf_counter() + PUMP_BUDGET_S
         target = self.clock.now_ms()
-        step_to = min(target, self.market.now_ms + PUMP_MAX_STEP_MS)
-        events = self.market.advance_to(step_to)
-        publish = self.publisher.publish
-        for ev in events:
-            publish(ev.kind, ev.key, ev.data)
-        self.publisher.end_batch()
-        return step_to < target
+        market = self.market
+        publisher = self.publisher
+        publish = publisher.publish
+        while True:
+            step_to = min(target, market.now_ms + PUMP_MAX_STEP_MS)
+            for ev in market.advance_to(step_to):
+                publish(ev.kind, ev.key, ev.data)
+            publisher.end_batch()
+            if step_to >= target:
+                return False
+            if time.perf_counter() >= deadline:
+                return True
 
     async def _drop_timer(self) -> None:
         last = time.monotonic()

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from scripts import benchmark
-from scripts.bench import lag, procstat
+from scripts.bench import lag, procs, procstat
 from scripts.bench.report import figures, render_text, to_json
 from scripts.bench.run import BenchConfig, run_benchmark
 from scripts.storage.migrate import apply_schema
@@ -74,6 +74,25 @@ async def test_tiny_benchmark_reports_every_figure(
     assert "Apache edition" in text or not apache
     decoded = orjson.loads(orjson.dumps(to_json(res)))
     assert [f["key"] for f in decoded["figures"]] == keys
+
+
+@pytest.mark.timeout(300)
+async def test_without_a_working_collector_the_rest_is_still_measured(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(procs, "COLLECTOR_MODULE", "scripts.bench.no_such_collector")
+
+    res = await run_benchmark(BenchConfig.quick_settings(database_url=database_url, **TINY))
+
+    assert res.steps == []
+    assert any("collector exited before subscribing" in m for m in res.missing), res.missing
+    by_key = {f.key: f for f in figures(res)}
+    for key in ("sustained_msgs_s", "collector_us_per_msg", "peak_rss_mb", "lag_fixed.p99"):
+        assert by_key[key].value is None and by_key[key].note == "collector not measured"
+    for key in ("copy_rows_s.quotes", "drain_msgs_s", "bytes_per_row.quotes"):
+        assert by_key[key].finite, by_key[key]
+    text = render_text(res)
+    assert "Could not measure:" in text and "no_such_collector" in text
 
 
 def test_benchmark_refuses_a_database_with_data(

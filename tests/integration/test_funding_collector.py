@@ -11,7 +11,13 @@ from scripts.collectors.rest_service import RestService
 from scripts.funding_rates_collector import build_funding
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import fake_settings, fetch, make_schema, report_calls, until_market
+from tests.integration.rest_support import (
+    fake_settings,
+    fetch,
+    make_schema,
+    report_calls,
+    until_market,
+)
 
 HOUR_S = 3600.0
 SPEED = 1200.0  # a market hour per 3 wall seconds: the fake market keeps up
@@ -34,13 +40,21 @@ def _market() -> MarketConfig:
     )
 
 
-def _exchange_history(fake: FakeDeribit, perp: str, start_ms: int, end_ms: int) -> list[tuple[Any, ...]]:
+def _exchange_history(
+    fake: FakeDeribit, perp: str, start_ms: int, end_ms: int
+) -> list[tuple[Any, ...]]:
     rows = fake.rest.handle(
         "public/get_funding_rate_history",
         {"instrument_name": perp, "start_timestamp": start_ms, "end_timestamp": end_ms},
     )
     return [
-        (r["timestamp"], r["interest_8h"], r["interest_1h"], r["index_price"], r["prev_index_price"])
+        (
+            r["timestamp"],
+            r["interest_8h"],
+            r["interest_1h"],
+            r["index_price"],
+            r["prev_index_price"],
+        )
         for r in rows
     ]
 

@@ -84,9 +84,8 @@ async def test_temporary_failures_are_retried_until_a_result(scripted: Any) -> N
         (400, {"error": {"code": 13028, "message": "temporarily_unavailable"}}),
         (200, {"result": {"index_price": 101.5}, "usOut": 1_780_000_000_123_000}),
     ]
-    async with scripted(replies) as server:
-        async with _client(server.url) as client:
-            result = await client.get_index_price("btc_usd")
+    async with scripted(replies) as server, _client(server.url) as client:
+        result = await client.get_index_price("btc_usd")
     assert result == {"index_price": 101.5, "_server_time_ms": 1_780_000_000_123}
     assert len(server.requests) == 5
     assert client.retries["get_index_price"] == 4
@@ -103,10 +102,9 @@ async def test_argument_errors_fail_fast_naming_method_and_params(scripted: Any)
             "data": {"reason": "instrument not found", "param": "instrument_name"},
         }
     }
-    async with scripted([(400, bad)]) as server:
-        async with _client(server.url) as client:
-            with pytest.raises(DeribitRestError) as caught:
-                await client.ticker("BTC-1JAN30-1-C")
+    async with scripted([(400, bad)]) as server, _client(server.url) as client:
+        with pytest.raises(DeribitRestError) as caught:
+            await client.ticker("BTC-1JAN30-1-C")
     assert len(server.requests) == 1  # no retry
     err = caught.value
     assert err.code == -32602
@@ -115,9 +113,8 @@ async def test_argument_errors_fail_fast_naming_method_and_params(scripted: Any)
 
 
 async def test_bools_and_none_params_are_sent_as_deribit_expects(scripted: Any) -> None:
-    async with scripted([(200, {"result": []})]) as server:
-        async with _client(server.url) as client:
-            assert await client.get_instruments("BTC", None, expired=True) == []
+    async with scripted([(200, {"result": []})]) as server, _client(server.url) as client:
+        assert await client.get_instruments("BTC", None, expired=True) == []
     assert server.requests == [("get_instruments", {"currency": "BTC", "expired": "true"})]
 
 
@@ -131,10 +128,12 @@ async def test_network_errors_are_retried_then_reported(unused_port: int) -> Non
 
 
 async def test_unexpected_reply_is_a_clear_error(scripted: Any) -> None:
-    async with scripted([(200, b"<html>maintenance</html>")]) as server:
-        async with _client(server.url) as client:
-            with pytest.raises(DeribitRestError, match="unexpected HTTP 200 reply"):
-                await client.get_time()
+    async with (
+        scripted([(200, b"<html>maintenance</html>")]) as server,
+        _client(server.url) as client,
+    ):
+        with pytest.raises(DeribitRestError, match="unexpected HTTP 200 reply"):
+            await client.get_time()
 
 
 async def test_limiter_paces_the_calls_on_market_time(scripted: Any) -> None:

@@ -63,7 +63,9 @@ async def fake_factory() -> AsyncIterator[Callable[..., Any]]:
         await fake.stop()
 
 
-def make_client(fake: FakeDeribit, rec: Recorder, channels: list[str], **kw: Any) -> DeribitWsClient:
+def make_client(
+    fake: FakeDeribit, rec: Recorder, channels: list[str], **kw: Any
+) -> DeribitWsClient:
     kw.setdefault("data_watchdog_s", 30.0)
 
     def on_connect(c: DeribitWsClient) -> None:
@@ -100,7 +102,10 @@ async def test_hello_heartbeat_subscribe_and_refused_channels(fake_factory: Any)
     fake = await fake_factory()
     rec = Recorder()
     names = option_names(fake)
-    wanted = [f"quote.{n}" for n in names] + ["markprice.options.eth_usd", "trades.option.ETH.100ms"]
+    wanted = [f"quote.{n}" for n in names] + [
+        "markprice.options.eth_usd",
+        "trades.option.ETH.100ms",
+    ]
     client = make_client(fake, rec, [*wanted, "quote.ETH-1JAN20-1-C", "nonsense.channel"])
     stop = asyncio.Event()
     task = asyncio.create_task(client.run(stop))
@@ -201,7 +206,9 @@ async def test_malformed_frames_are_counted_and_never_fatal(fake_factory: Any) -
     await task
     # Frames that are not JSON-RPC at all reach on_malformed; the others are valid envelopes
     # whose content the parsers judge (see test_realtime_faults.py).
-    unparsable = [m for m in fake.malformed if m.kind in ("truncated", "nan_literal", "missing_data")]
+    unparsable = [
+        m for m in fake.malformed if m.kind in ("truncated", "nan_literal", "missing_data")
+    ]
     assert client.stats.malformed == len(unparsable) == len(bad)
     assert rec.connects == 1 and rec.disconnects == []
 
@@ -230,7 +237,10 @@ async def test_a_1000_option_chain_subscribes_over_several_sockets_without_10028
     )
     names = option_names(fake, "BTC")
     assert len(names) == 1000
-    wanted = [f"quote.{n}" for n in names] + ["markprice.options.btc_usd", "trades.option.BTC.100ms"]
+    wanted = [f"quote.{n}" for n in names] + [
+        "markprice.options.btc_usd",
+        "trades.option.BTC.100ms",
+    ]
     rec = Recorder()
     limiter = subscribe_limiter(fake.clock)
     pool = DeribitWsPool(
