@@ -65,6 +65,7 @@ class Settings:
     spool_max_bytes: int = 1 << 30
     # health
     health_max_flush_age_s: float = 120.0
+    health_max_disconnected_s: float = 30.0
     # REST collectors
     ohlcv_poll_interval_s: float = 60.0
     greeks_poll_interval_s: float = 3600.0
@@ -270,6 +271,7 @@ def load_settings(
         spool_dir=r.raw("SPOOL_DIR") or "./spool",
         spool_max_bytes=r.integer("SPOOL_MAX_BYTES", 1 << 30, minimum=0),
         health_max_flush_age_s=r.number("HEALTH_MAX_FLUSH_AGE_S", 120.0, minimum=1.0),
+        health_max_disconnected_s=r.number("HEALTH_MAX_DISCONNECTED_S", 30.0, minimum=1.0),
         ohlcv_poll_interval_s=r.number("OHLCV_POLL_INTERVAL_S", 60.0, minimum=0.001),
         greeks_poll_interval_s=r.number("GREEKS_POLL_INTERVAL_S", 3600.0, minimum=0.001),
         index_poll_interval_s=r.number("INDEX_POLL_INTERVAL_S", 60.0, minimum=0.001),

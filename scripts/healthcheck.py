@@ -5,7 +5,7 @@ For Docker's HEALTHCHECK. Reads the writer's local status file
 outage (a collector that flushes to its spool then is healthy: it loses nothing). Healthy means:
 the collector's last flush, to the database or the spool, is at most HEALTH_MAX_FLUSH_AGE_S old,
 it has not stopped, and, for collectors with an exchange connection, it has not been
-disconnected for more than MAX_DISCONNECTED_S. Otherwise one line says why.
+disconnected for more than HEALTH_MAX_DISCONNECTED_S (30 s). Otherwise one line says why.
 
 The collector is COLLECTOR_NAME, else `default_collector_name(KIND, settings)` (KIND defaults
 to "ws" when CURRENCY is set), else the only status file in SPOOL_DIR.
@@ -27,7 +27,7 @@ from scripts.storage.status import (
     status_file_path,
 )
 
-MAX_DISCONNECTED_S = 30.0  # reconnects with backoff take seconds; longer is an outage
+MAX_DISCONNECTED_S = 30.0  # HEALTH_MAX_DISCONNECTED_S's default: reconnects take seconds
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
 
@@ -87,6 +87,7 @@ def check(settings: Settings, kind: str | None = None, *, now: float | None = No
     return verdict(
         data,
         max_flush_age_s=settings.health_max_flush_age_s,
+        max_disconnected_s=settings.health_max_disconnected_s,
         now=time.time() if now is None else now,
     )
 

@@ -3,8 +3,12 @@ once every ORDERBOOK_SNAPSHOT_INTERVAL_S, into `{cur}_option_orderbook_depth`.
 
 A snapshot by REST needs no `prev_change_id` chain (nothing to break, nothing to resync) and
 costs one request per option per interval, a small share of the REST credits at the default
-300 s. The calls of one round are spread evenly over the interval, not fired in a burst, so
-the trade repairer always finds credits; the shared limiter keeps the total within budget
+300 s; a book stream would carry every change of the chain to keep a state read once per
+interval (see options_realtime.py). Each snapshot is the exchange's book at its `timestamp`
+with its `change_id`, so a book change lost on some stream cannot make a stored one wrong.
+
+The calls of one round are spread evenly over the interval, not fired in a burst, so the
+trade repairer always finds credits; the shared limiter keeps the total within budget
 either way. An option that expired meanwhile answers an error that is logged once and skipped.
 """
 

@@ -9,7 +9,17 @@
 - Expiries: `settled`, `closed`, `deactivated`, `terminated`, or the expiration time passing,
   unsubscribes the option and marks it inactive in `instruments`.
 - Reconciliation: a `get_instruments` every INSTRUMENT_RECONCILE_INTERVAL_S catches whatever a
-  missed push left behind; it draws from the stricter get_instruments credits (1 per 10 s).
+  missed push left behind; it draws from the stricter get_instruments credits (1 per 10 s,
+  burst 5, `LimiterSet.get_instruments`). `reconcile_soon()` brings it forward: the collector
+  calls it when the socket carrying `instrument.state` reconnects (pushes sent while it was
+  down are lost), so a listing missed that way is followed right after the reconnect, and the
+  interval is the bound for a push lost any other way.
+- TOP_N_INSTRUMENTS=N (N > 0): exactly the N live options with the largest open interest are
+  followed (ties by name), never more. A listing push does not subscribe the new option (it
+  has no open interest yet; following it would exceed N); its `instruments` row is stored and
+  it competes at every reconciliation like any other. An expiry brings the next
+  reconciliation forward, so the set is refilled to N at once. The set is re-ranked only at
+  reconciliations: between them it is the top N of the last ranking.
 
 `on_listed(names)` / `on_delisted(names)` tell the collector which channels to add or drop.
 """
@@ -38,6 +48,7 @@ log = logging.getLogger(__name__)
 LIVE_STATES = frozenset({"created", "started"})
 GONE_STATES = frozenset({"settled", "closed", "deactivated", "terminated"})
 EXPIRY_CHECK_S = 1.0  # market seconds between checks of expiration times
+LEFT_TOP = "left the top by open interest"
 
 
 class OptionChain:
@@ -70,6 +81,8 @@ class OptionChain:
         self.listed_at: dict[str, float] = {}  # market time each option was first followed
         self._to_fetch: set[str] = set()
         self._wake = asyncio.Event()
+        self._reconcile_due = False
+        self.reconciles = 0
 
     def _now_dt(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), UTC)
@@ -161,6 +174,13 @@ class OptionChain:
                 self.writer.add(INSTRUMENTS, None, row._replace(is_active=False, last_seen=now))
         log.info("%s: dropped %s (%s)", self.spec.code, ", ".join(gone), why)
         self.on_delisted(gone)
+        if self.top_n > 0 and why != LEFT_TOP:
+            self.reconcile_soon()  # refill the top N
+
+    def reconcile_soon(self) -> None:
+        """Reconcile at the next turn of the loop (still within the get_instruments credits)."""
+        self._reconcile_due = True
+        self._wake.set()
 
     # ---- the loop -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -176,7 +196,8 @@ class OptionChain:
             self._wake.clear()
             self._drop_expired()
             await self._fetch_new()
-            if self.clock.now() >= next_reconcile:
+            if self._reconcile_due or self.clock.now() >= next_reconcile:
+                self._reconcile_due = False
                 next_reconcile = self.clock.now() + self.reconcile_interval_s
                 await self.reconcile()
 
@@ -212,6 +233,7 @@ class OptionChain:
 
     async def reconcile(self) -> None:
         """Aligns the followed set with `get_instruments` (missed pushes)."""
+        self.reconciles += 1
         try:
             rows = await self.fetch_all()
         except DeribitRestError as exc:
@@ -228,7 +250,7 @@ class OptionChain:
             wanted = set(await self._top_by_open_interest(list(rows)))
             drop = [n for n in self.live if n not in wanted]
             if drop:
-                self._delist(drop, "left the top by open interest")
+                self._delist(drop, LEFT_TOP)
                 self.gone.difference_update(drop)  # may come back
             new = {n: rows[n] for n in wanted if n not in self.live}
         else:

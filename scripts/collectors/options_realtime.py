@@ -22,10 +22,29 @@ Quotes are per instrument, not 100 ms tickers: `quote.*` is sent on every best b
 (complete) and is small, where a ticker per option every 100 ms would be ten times the
 traffic for greeks the REST greeks poller already stores hourly.
 
+Order books by REST snapshot, not a book stream: the table stores a depth snapshot every
+ORDERBOOK_SNAPSHOT_INTERVAL_S (300 s), so a `book.*` stream would carry every change of every
+option (the bulk of the chain's traffic) to keep a state read once per interval, and would
+need a `prev_change_id` chain per option with resyncs and gaps when a change is lost. One
+`get_order_book` per option per interval is a small share of the REST credits, and each
+snapshot is the exchange's own book at that moment: a lost or skipped book change cannot
+make a stored snapshot wrong.
+
+Start: trades are re-read from the newest stored trade (or from the older durable
+"complete through" mark a run killed during a repair left, see `trade_coverage.py`). On the
+first start, with an empty trades table, the last TRADE_REPAIR_MAX_AGE_S (default one day)
+of the chain's trades are backfilled through REST (one `data_gaps` row "first start",
+repaired=True); 0 turns that off. The window is read once the stream is seen to flow.
+
 Gaps: quotes have no repair path, so every window without a quote stream (a socket down, the
 collector not running) becomes a `data_gaps` row for `{cur}_option_quotes` with
-repaired=False (scope "all", or the socket's name when the chain spans several). Trades are
-repaired (see `trade_repair.py`).
+repaired=False (scope "all", or the socket's name when the chain spans several). A socket's
+window starts at the older of its last receive time and the newest exchange timestamp it
+received (what was queued for it but never arrived is newer than that). Trades are repaired
+(see `trade_repair.py`). Every `data_gaps` time is exchange (market) time, `SIM_CLOCK` time in
+tests; the writer's report of a previous run that died (wall time, from `collector_status`)
+is only logged: the "collector was not running" row, from the newest stored quote to the
+first connect, is the market-time record of that window.
 """
 
 from __future__ import annotations
@@ -34,6 +53,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from scripts.clock import Clock
@@ -41,6 +61,7 @@ from scripts.collectors.book_snapshots import BookSnapshotter
 from scripts.collectors.instruments import OptionChain
 from scripts.collectors.rejects import Rejects, channel_of_raw
 from scripts.collectors.router import MessageRouter
+from scripts.collectors.trade_coverage import POLL_S, TradeCoverage, read_mark
 from scripts.collectors.trade_repair import TradeRepairer, TradeWatch, newest_timestamp
 from scripts.config import Settings
 from scripts.deribit import channels as ch
@@ -54,8 +75,7 @@ from scripts.storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0  # wall seconds between updates of the status details
-TRADE_WINDOW_SLACK_MS = 1000  # a repair window reaches this far past the newest trade seen
-TRADE_WINDOW_SLACK_WALL_S = 0.5  # ... and this much wall time (as market time) past "now"
+MARK_FILE_SUFFIX = ".trades-complete.json"
 
 
 def _dt(market_s: float) -> datetime:
@@ -92,6 +112,10 @@ class OptionsRealtimeCollector:
             clock=clock,
             watch=self.watch,
             max_age_s=s.trade_repair_max_age_s,
+        )
+        self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
+        self.coverage = TradeCoverage(
+            clock=clock, watch=self.watch, repairer=self.repairer, mark_path=self.mark_path
         )
         self.chain = OptionChain(
             spec,
@@ -140,18 +164,29 @@ class OptionsRealtimeCollector:
         ]
         self._connected_once: set[str] = set()
         self._down_since: dict[str, tuple[float, str]] = {}  # socket -> (market s, reason)
-        self._stream_from_ms: int | None = None  # trades after this come from the stream
+        self._newest_stamp: dict[str, int] = {}  # socket -> newest exchange ms it received
         self.repair_from_ms: int | None = None
-        self._start_trades_known = False
         self._not_running_since: datetime | None = None
         self.started = asyncio.Event()  # the first socket is subscribed (tests wait on it)
 
     # ---- sockets ------------------------------------------------------------------------------
     def _make_client(self, name: str) -> DeribitWsClient:
         s = self.settings
+        route = self.router.on_notification
+        stamps = self._newest_stamp
+        stamps[name] = 0
+
+        def on_notification(channel: str, data: Any, received_at: datetime) -> None:
+            route(channel, data, received_at)
+            # The exchange time of what this socket received (quotes, states: dict data).
+            if type(data) is dict:
+                ts = data.get("timestamp")
+                if type(ts) is int and ts > stamps[name]:
+                    stamps[name] = ts
+
         return DeribitWsClient(
             s.deribit_ws_url,
-            on_notification=self.router.on_notification,
+            on_notification=on_notification,
             client_name=f"chaintape-{self.writer.collector_name}",
             client_version=self.client_version,
             heartbeat_interval_s=s.heartbeat_interval_s,
@@ -169,7 +204,6 @@ class OptionsRealtimeCollector:
 
     def _on_connect(self, client: DeribitWsClient) -> None:
         now_s = self.clock.now()
-        now_ms = int(now_s * 1000)
         first = client.name not in self._connected_once
         self._connected_once.add(client.name)
         self.writer.status.set_connected(all(c.connected for c in self.pool.clients))
@@ -190,34 +224,25 @@ class OptionsRealtimeCollector:
                 _dt(now_s),
                 "collector was not running",
             )
-        if self.pool.owner.get(self.trade_channel) is client:
-            end_ms = now_ms + int(self.clock.speed * TRADE_WINDOW_SLACK_WALL_S * 1000)
-            if self._stream_from_ms is None:
-                start = self.repair_from_ms
-                if start is not None:
-                    reason = "collector start" if self._start_trades_known else "first start"
-                    self.repairer.request_window(start, end_ms, reason, always_record=True)
-            else:
-                start = self._covered_ms()
-                why = down[1] if down is not None else "reconnect"
-                self.repairer.request_window(
-                    start, end_ms, f"websocket down: {why}", always_record=True
-                )
-            self._stream_from_ms = now_ms
+        owner = self.pool.owner
+        if owner.get(self.trade_channel) is client:
+            self.coverage.connected()
+        if not first and owner.get(self.fixed_channels[2]) is client:
+            self.chain.reconcile_soon()  # listings pushed while it was down were missed
         self.started.set()
-
-    def _covered_ms(self) -> int:
-        """Every trade up to here was delivered by the stream (or was re-read)."""
-        newest = self.watch.newest_ms
-        base = self._stream_from_ms or self.clock.now_ms()
-        start = newest if newest is not None else base
-        return start - TRADE_WINDOW_SLACK_MS
 
     def _on_disconnect(self, client: DeribitWsClient, reason: str) -> None:
         self.writer.status.note_reconnect()
         self.writer.status.set_connected(False)
+        # What was queued for this socket but never arrived is newer than the newest exchange
+        # timestamp it received, which lags the local clock when the exchange does.
         last = client.last_data_market_s or self.clock.now()
+        stamp = self._newest_stamp.get(client.name, 0)
+        if stamp:
+            last = min(last, stamp / 1000)
         self._down_since.setdefault(client.name, (last, reason))
+        if self.pool.owner.get(self.trade_channel) is client:
+            self.coverage.disconnected(reason)
 
     def _on_malformed(self, client: DeribitWsClient, raw: bytes | str, reason: str) -> None:
         received_at = _dt(self.clock.now())
@@ -227,8 +252,7 @@ class OptionsRealtimeCollector:
             self._trades_lost(f"unreadable frame on {channel or 'an unknown channel'}")
 
     def _trades_lost(self, reason: str) -> None:
-        end_ms = self.clock.now_ms() + int(self.clock.speed * TRADE_WINDOW_SLACK_WALL_S * 1000)
-        self.repairer.request_window(self._covered_ms(), end_ms, reason)
+        self.coverage.lost(reason)
 
     def _gap(self, table: str, scope: str, start: datetime, end: datetime, reason: str) -> None:
         if end <= start:
@@ -255,11 +279,17 @@ class OptionsRealtimeCollector:
         newest_trade = await newest_timestamp(s.database_url, self.trades_table)
         newest_quote = await newest_timestamp(s.database_url, self.quotes_table)
         now_s = self.clock.now()
+        reason = "first start"
         if newest_trade is not None:
+            reason = "collector start"
             self.repair_from_ms = int(newest_trade.timestamp() * 1000)
-            self._start_trades_known = True
+            mark = read_mark(self.mark_path)  # older when a repair was pending at the end
+            if mark is not None and mark < self.repair_from_ms:
+                log.info("%s: re-reading trades from %s", self.trades_table, _dt(mark / 1000))
+                self.repair_from_ms = mark
         elif s.trade_repair_max_age_s > 0:
             self.repair_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)
+        self.coverage.begin(self.repair_from_ms, reason)
         self._not_running_since = newest_quote
         names = await self.chain.load()
         self.pool.add_channels(self.fixed_channels)
@@ -274,6 +304,7 @@ class OptionsRealtimeCollector:
             asyncio.create_task(self.chain.run(stop), name="instruments"),
             asyncio.create_task(self.snapshotter.run(stop), name="book-snapshots"),
             asyncio.create_task(self._status_loop(stop), name="status"),
+            asyncio.create_task(self._coverage_loop(stop), name="trade-coverage"),
         ]
         try:
             stopped = asyncio.create_task(stop.wait())
@@ -294,8 +325,15 @@ class OptionsRealtimeCollector:
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.update_status()
+            self.coverage.persist(self.writer.status.last_db_flush_at)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+
+    async def _coverage_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.coverage.poll(self.pool.owner.get(self.trade_channel))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL_S)
 
     def update_status(self) -> None:
         ws = self.pool.stats()
@@ -312,6 +350,8 @@ class OptionsRealtimeCollector:
                 "windows_failed": self.repairer.windows_failed,
                 "trades_recovered": self.repairer.trades_recovered,
                 "rest_pages": self.repairer.rest_pages,
+                "silences": self.coverage.silences,
+                "complete_through_ms": self.coverage.durable_ms,
             },
             "book_snapshots": self.snapshotter.snapshots,
         }

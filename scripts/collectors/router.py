@@ -32,10 +32,12 @@ from scripts.normalize import quotes as nquotes
 from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
 from scripts.normalize.common import MalformedMessage
+from scripts.normalize.quotes import parse_quote
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
 Handler = Callable[[str, Any, datetime], None]
+QUOTE_FIELD_COUNT = len(nquotes.QUOTE_FIELDS)
 
 
 class MessageRouter:
@@ -66,7 +68,11 @@ class MessageRouter:
         self.marks: dict[
             str, tuple[float | None, float | None]
         ] = {}  # name -> (mark_iv, mark_price)
-        self.rows_by_family: dict[str, int] = {}
+        self._quote_rows = 0
+        self._trade_rows = 0
+        self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
+        self._status = writer.status
+        self._last_received_at: datetime | None = None
         self._handlers: dict[str, Handler] = {}
         self._by_family: dict[str, Handler] = {
             ch.QUOTE: self._quote,
@@ -83,20 +89,36 @@ class MessageRouter:
         if handler is None:
             handler = self._by_family.get(ch.channel_family(channel), self._unexpected)
             self._handlers[channel] = handler
-        self.writer.status.note_messages()
+        if received_at is self._last_received_at:
+            # The frames of one socket read share `received_at`: the status clock is read
+            # once per read, not per message.
+            self._status.messages_total += 1
+        else:
+            self._last_received_at = received_at
+            self._status.note_messages()
         try:
             handler(channel, data, received_at)
         except MalformedMessage as exc:
             self.rejects.rejected(channel, exc.reason, data, received_at)
 
+    @property
+    def rows_by_family(self) -> dict[str, int]:
+        """Rows handed to the writer, per channel family ("quote", "trade")."""
+        out = {}
+        if self._quote_rows:
+            out["quote"] = self._quote_rows
+        if self._trade_rows:
+            out["trade"] = self._trade_rows
+        return out
+
     # ---- quotes -------------------------------------------------------------------------------
     def _quote(self, channel: str, data: Any, received_at: datetime) -> None:
-        row = nquotes.parse_quote(data, received_at=received_at)
-        self._check_fields("quote", data, channel)
-        mark = self.marks.get(row.instrument_name)
-        if mark is not None:
-            row = row._replace(mark_iv=mark[0], mark_price=mark[1])
-        self._add_quote(row)
+        row = parse_quote(data, received_at=received_at, marks=self.marks)
+        if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
+            self._check_fields("quote", data, channel)
+        if row[1].startswith(self.prefix):
+            self._add_quote_row(row)
+            self._quote_rows += 1
 
     def _ticker(self, channel: str, data: Any, received_at: datetime) -> None:
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
@@ -107,8 +129,8 @@ class MessageRouter:
     def _add_quote(self, row: QuoteRow) -> None:
         if not row.instrument_name.startswith(self.prefix):
             return
-        self.writer.add(OPTION_QUOTES, self.code, row)
-        self.rows_by_family["quote"] = self.rows_by_family.get("quote", 0) + 1
+        self._add_quote_row(row)
+        self._quote_rows += 1
 
     def _markprice(self, channel: str, data: Any, received_at: datetime) -> None:
         marks = self.marks
@@ -136,7 +158,7 @@ class MessageRouter:
         if not ours:
             return
         self.writer.add_many(OPTION_TRADES, self.code, ours)
-        self.rows_by_family["trade"] = self.rows_by_family.get("trade", 0) + len(ours)
+        self._trade_rows += len(ours)
         holes = self.watch.observe(ours)
         if holes:
             self.on_trade_holes(holes)

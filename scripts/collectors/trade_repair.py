@@ -9,13 +9,17 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence number).
 - `TradeRepairer` re-reads windows with `get_last_trades_by_currency_and_time` (kind=option,
   sorting asc, count 1000, paginated on the last timestamp, deduplicated by trade_id) and
-  instrument holes with `get_last_trades_by_instrument` (start_seq/end_seq). Rows go to the
-  writer; `{cur}_option_trades` is unique on (trade_id, timestamp), so what the stream
-  already delivered is skipped by the database. Requests wait for REST credits.
+  instrument holes with `get_last_trades_by_instrument` (start_seq/end_seq). A page of 1000
+  trades that all share the millisecond it started from cannot be paged by time: that
+  millisecond is then read with `get_last_trades_by_currency` bounded to it and paged by
+  `start_id` (the last id read, inclusive), after which time paging resumes one ms later.
+  Rows go to the writer; `{cur}_option_trades` is unique on (trade_id, timestamp), so what
+  the stream already delivered is skipped by the database. Requests wait for REST credits.
 - A repaired window is recorded in `data_gaps` with repaired=True when it was a disconnect or
   a restart, or when it recovered trades the stream had not delivered; a window that cannot
-  be read (REST keeps failing, older than TRADE_REPAIR_MAX_AGE_S, more than 1000 trades in one
-  millisecond) with repaired=False.
+  be read (REST keeps failing, older than TRADE_REPAIR_MAX_AGE_S) with repaired=False.
+- `floor_ms()` is the oldest exchange time still queued or being read, for the durable
+  "complete through" mark (trade_coverage.py).
 
 Windows wait `settle_s` (market time) before they are read, so trades still on the wire land
 first and neighbouring windows merge into one read.
@@ -144,7 +148,9 @@ class TradeRepairer:
         self.windows_failed = 0
         self.trades_recovered = 0
         self.rest_pages = 0
+        self.id_pages = 0  # pages read by start_id (a millisecond holding over 1000 trades)
         self.busy = False
+        self._reading_from_ms: int | None = None
 
     # ---- intake -------------------------------------------------------------------------------
     def request_window(
@@ -168,6 +174,13 @@ class TradeRepairer:
     @property
     def pending(self) -> bool:
         return bool(self._windows or self._holes or self.busy)
+
+    def floor_ms(self) -> int | None:
+        """The oldest exchange time of a window or hole queued or being read, else None."""
+        starts = [w.start_ms for w in self._windows] + [h.start_ms for h in self._holes]
+        if self._reading_from_ms is not None:
+            starts.append(self._reading_from_ms)
+        return min(starts) if starts else None
 
     # ---- the worker ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -195,12 +208,17 @@ class TradeRepairer:
         """Reads every queued window and hole now."""
         windows, self._windows = _merge(self._windows), []
         holes, self._holes = self._holes, []
-        for w in windows:
-            await self._repair_window(w)
-        for h in holes:
-            if any(w.start_ms <= h.start_ms and h.end_ms <= w.end_ms for w in windows):
-                continue  # the window read covered it
-            await self._repair_hole(h)
+        starts = [w.start_ms for w in windows] + [h.start_ms for h in holes]
+        self._reading_from_ms = min(starts) if starts else None
+        try:
+            for w in windows:
+                await self._repair_window(w)
+            for h in holes:
+                if any(w.start_ms <= h.start_ms and h.end_ms <= w.end_ms for w in windows):
+                    continue  # the window read covered it
+                await self._repair_hole(h)
+        finally:
+            self._reading_from_ms = None
 
     async def _repair_window(self, w: Window) -> None:
         start = w.start_ms
@@ -218,17 +236,15 @@ class TradeRepairer:
                 )
                 self.rest_pages += 1
                 trades = result.get("trades") or []
-                rows = self._rows(trades)
-                fresh = [r for r in rows if r.trade_id not in seen]
-                seen.update(r.trade_id for r in fresh)
-                recovered += self._write(fresh)
+                recovered += self._write_fresh(trades, seen)
                 if not result.get("has_more") or not trades:
                     break
                 last_ms = max(int(t.get("timestamp", start)) for t in trades)
                 if last_ms <= start and len(trades) >= PAGE_COUNT:
-                    raise _Unrepairable(f"more than {PAGE_COUNT} trades in one millisecond")
+                    recovered += await self._read_millisecond(start, trades, seen)
+                    last_ms = start + 1  # that millisecond is read whole
                 start = max(start, last_ms)
-        except (DeribitRestError, _Unrepairable, MalformedMessage, TypeError, ValueError) as exc:
+        except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             log.error(
                 "%s: trades %s..%s not repaired: %s", self.table, ms_dt(start), ms_dt(w.end_ms), exc
@@ -240,6 +256,39 @@ class TradeRepairer:
         if recovered or w.always_record:
             log.info("%s: repaired %s (%d trades recovered)", self.table, w.reason, recovered)
             self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
+
+    async def _read_millisecond(self, ms: int, page: list[Any], seen: set[str]) -> int:
+        """Reads every trade of one millisecond by `start_id` (more than a page share it)."""
+        recovered = 0
+        for _ in range(MAX_PAGES_PER_WINDOW):
+            last_id = str(page[-1].get("trade_id"))
+            result: Any = await self.rest.call(
+                "get_last_trades_by_currency",
+                currency=self.spec.api_currency,
+                kind="option",
+                start_id=last_id,
+                start_timestamp=ms,
+                end_timestamp=ms,
+                count=PAGE_COUNT,
+                sorting="asc",
+            )
+            self.rest_pages += 1
+            self.id_pages += 1
+            page = result.get("trades") or []
+            fresh = self._write_fresh(page, seen)
+            recovered += fresh
+            if not result.get("has_more") or not page:
+                return recovered
+            if str(page[-1].get("trade_id")) == last_id:
+                raise ValueError(f"paging by start_id did not move past {last_id}")
+        raise ValueError(f"more than {MAX_PAGES_PER_WINDOW} pages in the millisecond {ms}")
+
+    def _write_fresh(self, trades: list[Any], seen: set[str]) -> int:
+        """Writes the trades not read before in this window; returns how many were missed."""
+        rows = self._rows(trades)
+        fresh = [r for r in rows if r.trade_id not in seen]
+        seen.update(r.trade_id for r in fresh)
+        return self._write(fresh)
 
     async def _repair_hole(self, h: SeqHole) -> None:
         if self.watch.filled(h.instrument_name, h.start_seq, h.end_seq):
@@ -310,10 +359,6 @@ class TradeRepairer:
         self.writer.status.note_gap()
 
 
-class _Unrepairable(Exception):
-    pass
-
-
 def _merge(windows: list[Window]) -> list[Window]:
     """Overlapping or touching windows as one (the first reason and any always_record kept)."""
     out: list[Window] = []
@@ -337,9 +382,16 @@ async def newest_timestamp(database_url: str, table: str) -> datetime | None:
     import psycopg
     from psycopg import sql
 
+    # The newest chunk first: the quote tables have no index on "timestamp" alone, and
+    # runtime chunk exclusion keeps this to one chunk (schema/007_quotes_indexes.sql).
+    newest_chunk = sql.SQL(
+        'SELECT max("timestamp") FROM {} WHERE "timestamp" >= coalesce((SELECT max(range_start) '
+        "FROM timescaledb_information.chunks WHERE hypertable_schema = current_schema() "
+        "AND hypertable_name = %s), '-infinity')"
+    ).format(sql.Identifier(table))
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cur = await conn.execute(
-            sql.SQL("SELECT max(timestamp) FROM {}").format(sql.Identifier(table))
-        )
-        row = await cur.fetchone()
+        row = await (await conn.execute(newest_chunk, (table,))).fetchone()
+        if row is None or row[0] is None:  # the newest chunk is empty (rows deleted): all
+            q = sql.SQL("SELECT max(timestamp) FROM {}").format(sql.Identifier(table))
+            row = await (await conn.execute(q)).fetchone()
     return row[0] if row else None

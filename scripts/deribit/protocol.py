@@ -81,6 +81,17 @@ def parse_frame(raw: str | bytes) -> Frame:
         obj = _loads(raw)
     except _JSONDecodeError:
         raise MalformedFrame("not JSON") from None
+    # Nearly every frame is a notification: read it without the checks, which run (and decide)
+    # below when any lookup fails.
+    try:
+        if obj["method"] == "subscription":
+            params = obj["params"]
+            channel = params["channel"]
+            if type(channel) is str:
+                # tuple.__new__ skips NamedTuple's Python-level __new__: this runs per message
+                return _new(Notification, (channel, params["data"]))
+    except (KeyError, TypeError, IndexError):
+        pass
     if type(obj) is not dict:
         raise MalformedFrame("not a JSON object")
     method = obj.get("method")
@@ -89,7 +100,6 @@ def parse_frame(raw: str | bytes) -> Frame:
         if type(params) is dict:
             channel = params.get("channel")
             if type(channel) is str and "data" in params:
-                # tuple.__new__ skips NamedTuple's Python-level __new__: this runs per message
                 return _new(Notification, (channel, params["data"]))
         raise MalformedFrame("subscription without params.channel and params.data")
     if method is None:

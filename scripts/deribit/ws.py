@@ -25,7 +25,11 @@ One `DeribitWsClient` is one socket (see shared/docs/deribit-protocol.md §2-4, 
   never ends the session.
 
 Transport timing (heartbeats, watchdog, backoff) is wall time; credits and `received_at` are
-on the `Clock` (market time), like the rows' exchange timestamps.
+on the `Clock` (market time), like the rows' exchange timestamps. `received_at` is read once
+per socket read: every frame of one read shares it (they arrived together).
+
+Frames are read by `ws_conn.FastClientConnection`, which hands the client every data frame of
+one socket read in one synchronous call (no per-message queue or task switch).
 
 Callbacks are synchronous and run on the event loop: `on_notification(channel, data,
 received_at)` per notification, `on_connect(client)` when the socket is up and its first
@@ -46,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from scripts.clock import Clock
 from scripts.deribit.limiter import CreditLimiter
@@ -63,6 +67,7 @@ from scripts.deribit.protocol import (
     encode_request,
     parse_frame,
 )
+from scripts.deribit.ws_conn import FastClientConnection
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +169,9 @@ class DeribitWsClient:
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._dirty = asyncio.Event()
         self._rng = random.Random(seed)
-        self._ws: ClientConnection | None = None
+        self._ws: FastClientConnection | None = None
         self._session_had_data = False
+        self._read_failed: asyncio.Future[None] | None = None
 
     # ---- wanted channels ----------------------------------------------------------------------
     def add_channels(self, channels: Iterable[str]) -> None:
@@ -214,7 +220,10 @@ class DeribitWsClient:
                     open_timeout=self.request_timeout_s,
                     close_timeout=2.0,
                     compression=None,
-                ) as ws:
+                    create_connection=FastClientConnection,
+                ) as conn:
+                    assert isinstance(conn, FastClientConnection)
+                    ws = conn
                     self.stats.connects += 1
                     if self.stats.connects > 1:
                         self.stats.reconnects += 1
@@ -259,7 +268,7 @@ class DeribitWsClient:
                 fut.cancel()
         self._pending.clear()
 
-    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> str:
+    async def _session(self, ws: FastClientConnection, stop: asyncio.Event) -> str:
         self._ws = ws
         self._session_had_data = False
         reader = asyncio.create_task(self._read_loop(ws), name=f"{self.name}-reader")
@@ -282,7 +291,7 @@ class DeribitWsClient:
             raise SessionEnded(f"{type(exc).__name__}: {exc}")
         return "socket closed by the exchange"
 
-    async def _control(self, ws: ClientConnection, stop: asyncio.Event) -> str:
+    async def _control(self, ws: FastClientConnection, stop: asyncio.Event) -> str:
         hello = {"client_name": self.client_name, "client_version": self.client_version}
         await self._call(ws, "public/hello", hello)
         await self._call(ws, "public/set_heartbeat", {"interval": self.heartbeat_interval_s})
@@ -313,7 +322,7 @@ class DeribitWsClient:
             raise SessionEnded(f"watchdog: no data for {silent:.1f}s although the socket is up")
 
     # ---- subscriptions ------------------------------------------------------------------------
-    async def _sync(self, ws: ClientConnection) -> None:
+    async def _sync(self, ws: FastClientConnection) -> None:
         """Subscribes wanted-but-unacked channels and unsubscribes acked-but-unwanted ones."""
         self._dirty.clear()
         remove = [ch for ch in self.acked if ch not in self.wanted]
@@ -350,7 +359,7 @@ class DeribitWsClient:
                 self._dirty.set()
 
     # ---- requests -----------------------------------------------------------------------------
-    async def _call(self, ws: ClientConnection, method: str, params: dict[str, Any]) -> Any:
+    async def _call(self, ws: FastClientConnection, method: str, params: dict[str, Any]) -> Any:
         req_id = next(self._ids)
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
@@ -370,37 +379,76 @@ class DeribitWsClient:
         return resp.result
 
     # ---- reading ------------------------------------------------------------------------------
-    async def _read_loop(self, ws: ClientConnection) -> None:
-        clock = self.clock
+    async def _read_loop(self, ws: FastClientConnection) -> None:
+        """Frames arrive in `_on_frames`, called by the connection a socket read at a time; this
+        task only waits for the socket to close or a frame handler to fail."""
+        loop = asyncio.get_running_loop()
+        failed: asyncio.Future[None] = loop.create_future()
+        self._read_failed = failed
+        closed = asyncio.ensure_future(ws.wait_closed())
+        ws.set_sink(self._on_frames)
+        try:
+            await asyncio.wait((failed, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ws.set_sink(None)
+            self._read_failed = None
+            closed.cancel()
+            if not failed.done():
+                failed.cancel()
+        if failed.done() and not failed.cancelled():
+            failed.result()  # raises what the handler raised
+        # Closed: like `async for` over the connection, a clean close ends quietly.
+        exc = ws.protocol.close_exc
+        if not isinstance(exc, websockets.exceptions.ConnectionClosedOK):
+            raise exc
+
+    def _on_frames(self, payloads: list[bytes]) -> None:
+        failed = self._read_failed
+        if failed is None or failed.done():
+            return
+        try:
+            self._handle_frames(payloads)
+        except BaseException as exc:  # ends the session (a 10028, a closed socket)
+            failed.set_exception(exc)
+
+    def _handle_frames(self, payloads: list[bytes]) -> None:
+        """The frames of one socket read, in order; they share one `received_at`."""
         stats = self.stats
         on_notification = self.on_notification
-        async for raw in ws:
-            try:
-                frame = parse_frame(raw)
-            except MalformedFrame as exc:
-                stats.malformed += 1
-                if self.on_malformed is not None:
-                    self._safe(self.on_malformed, self, raw, exc.reason)
-                continue
-            if type(frame) is Notification:
-                now_s = clock.now()
+        now_s = self.clock.now()
+        received_at = datetime.fromtimestamp(now_s, UTC)
+        data_seen = 0
+        try:
+            for raw in payloads:
+                try:
+                    frame = parse_frame(raw)
+                except MalformedFrame as exc:
+                    stats.malformed += 1
+                    if self.on_malformed is not None:
+                        self._safe(self.on_malformed, self, raw, exc.reason)
+                    continue
+                if type(frame) is Notification:
+                    data_seen += 1
+                    try:
+                        on_notification(frame[0], frame[1], received_at)
+                    except Exception:
+                        stats.callback_errors += 1
+                        log.exception("%s: notification handler failed on %s", self.name, frame[0])
+                elif type(frame) is Heartbeat:
+                    if frame.needs_answer:
+                        # Answered at once from here: the control task may be waiting on credits.
+                        assert self._ws is not None
+                        self._ws.send_text_now(encode_request(next(self._ids), "public/test", {}))
+                        stats.heartbeats_answered += 1
+                else:
+                    assert type(frame) is Response
+                    self._on_response(frame)
+        finally:
+            if data_seen:
                 self.last_data_at = time.monotonic()
                 self.last_data_market_s = now_s
                 self._session_had_data = True
-                stats.notifications += 1
-                try:
-                    on_notification(frame.channel, frame.data, datetime.fromtimestamp(now_s, UTC))
-                except Exception:
-                    stats.callback_errors += 1
-                    log.exception("%s: notification handler failed on %s", self.name, frame.channel)
-            elif type(frame) is Heartbeat:
-                if frame.needs_answer:
-                    # Answered at once from here: the control task may be waiting on credits.
-                    await ws.send(encode_request(next(self._ids), "public/test", {}).decode())
-                    stats.heartbeats_answered += 1
-            else:
-                assert type(frame) is Response
-                self._on_response(frame)
+                stats.notifications += data_seen
 
     def _on_response(self, resp: Response) -> None:
         fut = self._pending.get(resp.id) if isinstance(resp.id, int) else None

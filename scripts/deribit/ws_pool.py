@@ -3,11 +3,25 @@
 A whole option chain fits one socket in most cases (Deribit documents no channel limit per
 connection, shared/docs/deribit-protocol.md §4.2), but a busy socket risks
 `connection_too_slow`. The pool opens another socket once `channels_per_connection` is
-reached, up to `max_connections`. Deribit allows 32 connections per IP, HTTP requests included,
-and the real-time collectors of every currency plus the REST pollers share that budget:
-`WS_MAX_CONNECTIONS` (default 4) times the number of currencies, plus a few HTTP connections,
-must stay under 32. Channels beyond the budget are not subscribed; that is logged loudly and
-counted in `unassigned`.
+reached, up to `max_connections`, and never more: a socket is made once per slot and
+reconnects in place (the old connection is closed before the next one opens), so a pool
+holds at most `max_connections` WebSockets at any moment. Channels beyond the budget are not
+subscribed; that is logged loudly and counted in `unassigned`.
+
+The fleet's budget. Deribit allows 32 connections per IP, WebSockets and HTTP requests in
+flight together, and every collector behind the host's IP shares them:
+
+    sum over real-time collectors (one per currency) of
+        WS_MAX_CONNECTIONS                 sockets of its pool
+      + 3                                  HTTP requests at once at most: the chain (instruments),
+                                           the trade repairer and the book snapshots, each
+                                           sequential
+    + the REST collectors' requests in flight (each poller sequential: a few)
+    <= 32
+
+With the defaults (WS_MAX_CONNECTIONS=4) three currencies take 3 x (4 + 3) = 21, leaving room
+for the REST collectors. tests/integration/test_realtime_chain.py runs three collectors on
+one fake exchange (which enforces 32 per IP) with their pools at their cap, through drops.
 
 A channel stays on the socket it was first given to (its position in the subscribe order
 does not move on reconnect), and all sockets share one subscribe limiter.

@@ -18,7 +18,7 @@ _fromtimestamp = datetime.fromtimestamp
 # Below 2**32 s a double holds ms/1000 to better than half a microsecond, so the fast
 # `fromtimestamp` rounds to the exact millisecond; later dates (the perpetuals' year-3000
 # expiry) take the exact, slower timedelta path.
-_FAST_MS_LIMIT = 2**32 * 1000
+FAST_MS_LIMIT = 2**32 * 1000
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime can hold
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
 
@@ -37,7 +37,7 @@ class MalformedMessage(ValueError):
 def ms_to_datetime(ms: Any, field: str = "timestamp") -> datetime:
     """Exchange milliseconds since the epoch -> timezone-aware UTC datetime."""
     if type(ms) is int:
-        if 0 <= ms < _FAST_MS_LIMIT:
+        if 0 <= ms < FAST_MS_LIMIT:
             return _fromtimestamp(ms / 1000, UTC)
         if 0 <= ms <= MAX_MS:
             return _EPOCH + timedelta(milliseconds=ms)

@@ -7,11 +7,13 @@ and `ask_iv: 500` under an empty ask of a closed option, which are not quotes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from scripts.models import QuoteRow
 from scripts.normalize.common import (
+    FAST_MS_LIMIT,
     missing,
     ms_to_datetime,
     opt_num,
@@ -23,6 +25,7 @@ from scripts.normalize.common import (
 from scripts.normalize.tickers import TICKER_FIELDS
 
 _new = tuple.__new__  # builds the row without NamedTuple's Python-level __new__
+_fromtimestamp = datetime.fromtimestamp
 
 QUOTE_FIELDS = frozenset(
     {
@@ -42,8 +45,17 @@ def unknown_fields(kind: str, data: Any) -> frozenset[str]:
     return unknown_of(KNOWN_FIELDS, kind, data)
 
 
-def parse_quote(data: Any, *, received_at: datetime) -> QuoteRow:
-    """A `quote.{instrument}` notification's data -> `QuoteRow` (IV and mark fields None)."""
+def parse_quote(
+    data: Any,
+    *,
+    received_at: datetime,
+    marks: Mapping[str, tuple[float | None, float | None]] | None = None,
+) -> QuoteRow:
+    """A `quote.{instrument}` notification's data -> `QuoteRow` (IV and mark fields None).
+
+    `marks` maps an instrument to its latest (mark_iv, mark_price); when it holds the quote's
+    instrument, those fill the row's mark columns.
+    """
     try:
         name = data["instrument_name"]
         ts = data["timestamp"]
@@ -56,24 +68,30 @@ def parse_quote(data: Any, *, received_at: datetime) -> QuoteRow:
     except TypeError:
         require_dict(data, "quote")
         raise
-    bid_price, bid_amount = side(bp, ba, "best_bid_price", "best_bid_amount")
-    ask_price, ask_amount = side(ap, aa, "best_ask_price", "best_ask_amount")
+    # This runs for every quote: the usual case (finite floats, a size on both sides, a
+    # millisecond int, a plain name) is checked inline; anything else takes the helpers,
+    # which decide and raise exactly as for a ticker.
+    if not (
+        type(ba) is float and ba > 0.0 and ba - ba == 0.0 and type(bp) is float and bp - bp == 0.0
+    ):
+        bp, ba = side(bp, ba, "best_bid_price", "best_bid_amount")
+    if not (
+        type(aa) is float and aa > 0.0 and aa - aa == 0.0 and type(ap) is float and ap - ap == 0.0
+    ):
+        ap, aa = side(ap, aa, "best_ask_price", "best_ask_amount")
+    if type(ts) is int and 0 <= ts < FAST_MS_LIMIT:
+        when = _fromtimestamp(ts / 1000, UTC)
+    else:
+        when = ms_to_datetime(ts)
+    if type(name) is not str or not name or "\x00" in name:
+        text(name, "instrument_name")  # raises
+    mark = None if marks is None else marks.get(name)
+    if mark is None:
+        return _new(
+            QuoteRow, (when, name, bp, ba, ap, aa, None, None, None, None, None, received_at)
+        )
     return _new(
-        QuoteRow,
-        (
-            ms_to_datetime(ts),
-            text(name, "instrument_name"),
-            bid_price,
-            bid_amount,
-            ask_price,
-            ask_amount,
-            None,
-            None,
-            None,
-            None,
-            None,
-            received_at,
-        ),
+        QuoteRow, (when, name, bp, ba, ap, aa, None, None, mark[0], mark[1], None, received_at)
     )
 
 

@@ -65,11 +65,23 @@ Batch = copy.Batch
 
 
 class _Buffer:
-    __slots__ = ("currency", "rows", "spec")
+    __slots__ = ("currency", "rows", "spec", "writer")
 
-    def __init__(self, spec: TableSpec, currency: str | None) -> None:
+    def __init__(self, spec: TableSpec, currency: str | None, writer: BatchWriter) -> None:
         self.spec, self.currency = spec, currency
         self.rows: list[tuple] = []
+        self.writer = writer
+
+    def add(self, row: tuple) -> None:
+        """`BatchWriter.add` for this table, without finding the buffer again."""
+        w = self.writer
+        if w._buffered >= w.max_buffered_rows or w._closed:
+            w._overflow()
+        rows = self.rows
+        rows.append(row)
+        w._buffered += 1
+        if len(rows) == w.flush_max_rows:
+            w._wake.set()
 
 
 class BatchWriter:
@@ -125,15 +137,17 @@ class BatchWriter:
 
     def add(self, spec: TableSpec, currency: str | None, row: tuple) -> None:
         """Buffers one row for `spec`'s table of `currency` (None for shared tables)."""
-        if self._buffered >= self.max_buffered_rows or self._closed:
-            self._overflow()
+        self._buffer(spec, currency).add(row)
+
+    def appender(self, spec: TableSpec, currency: str | None) -> Callable[[tuple], None]:
+        """`add` bound to one table: for a caller that adds many rows to it, one at a time."""
+        return self._buffer(spec, currency).add
+
+    def _buffer(self, spec: TableSpec, currency: str | None) -> _Buffer:
         buf = self._buffers.get((spec.name_template, currency))
         if buf is None:
-            buf = self._buffers[(spec.name_template, currency)] = _Buffer(spec, currency)
-        buf.rows.append(row)
-        self._buffered += 1
-        if len(buf.rows) == self.flush_max_rows:
-            self._wake.set()
+            buf = self._buffers[(spec.name_template, currency)] = _Buffer(spec, currency, self)
+        return buf
 
     def add_many(self, spec: TableSpec, currency: str | None, rows: Iterable[tuple]) -> None:
         for row in rows:

@@ -176,6 +176,20 @@ class Market:
         """www serves trades of live instruments and of those expired within the last day."""
         return not inst.expired or self.now_ms - inst.expiry_ms <= DAY_MS
 
+    def add_trade_burst(self, instrument_name: str, count: int) -> int:
+        """`count` trades of one instrument at one millisecond (the market's now), kept for
+        REST and ground truth like any other trade but never streamed: tests page through
+        more trades than one REST page holds in a single millisecond. Returns that ms."""
+        inst = self.by_name[instrument_name]
+        cs = self.currency_of(inst)
+        ts = self.now_ms
+        mark = px(cs.model, inst, ts)[PX_MARK]
+        price = max(inst.tick, nearest(mark, inst.tick_at(mark), inst.tick_digits))
+        for n in range(count):
+            direction = "buy" if n % 2 else "sell"
+            self._make_trade(cs, inst, ts, price, inst.min_amount, direction, None)
+        return ts
+
     # -- time ----------------------------------------------------------------------------------
     def advance_to(self, now_ms: int) -> list[MarketEvent]:
         """Every event with ts in (last now, now_ms], in time order."""

@@ -7,27 +7,34 @@ import os
 import signal
 import subprocess
 import sys
+from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import websockets
 
 from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.trade_coverage import read_mark
 from scripts.config import load_settings
 from tests.conftest import REPO_ROOT
 from tests.fake_deribit.faults import Faults
+from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.integration.test_realtime_collector import (
     SPEED,
     assert_trades_exact,
     collector_env,
     db_quotes,
+    db_trades,
     fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
     sent_quotes,
     start_collector,
     stop_collector,
+    truth_trades,
     wait_for,
 )
 
@@ -48,7 +55,7 @@ async def wait_connected(fake: Any, n_sessions_before: int) -> None:
     await wait_for(
         lambda: (
             fake.stats.connections > n_sessions_before
-            and any(len(s.channels) > 4 for s in fake.sessions)
+            and any(s.conn_id > n_sessions_before and len(s.channels) > 4 for s in fake.sessions)
         ),
         40,
         "collector subscribed",
@@ -67,9 +74,18 @@ async def test_drops_stall_and_two_sigkills_lose_no_trade_and_record_every_gap(
     await apply_settings_schema(load_settings(env))
     log = tmp_path / "collector.log"
     step_s = 600 / SPEED  # ten simulated minutes per phase
+    # The collector reads books by REST and subscribes no book stream, so the skip switch
+    # acts only on an observer's `book.*` subscription: the changes it drops exist in the
+    # market all the same, and the collector's snapshots must show them.
+    observed = fake.market.instruments("ETH", "option", False)[0]["instrument_name"]
+    observer = await websockets.connect(fake.ws_url, close_timeout=0.2)  # it reads nothing
+    subscribe = {"channels": [f"book.{observed}.100ms"]}
+    await observer.send(orjson.dumps({"id": 1, "method": "public/subscribe", "params": subscribe}))
     proc = spawn(env, log)
     try:
-        await wait_connected(fake, 0)
+        await wait_connected(fake, 1)
+        await wait_for(lambda: fake.stats.book_changes_skipped == 3, 30, "book changes skipped")
+        await observer.close()
         faults.drop_every_s = 180 / SPEED  # every three simulated minutes
         await asyncio.sleep(step_s)
         faults.drop_every_s = None
@@ -119,6 +135,47 @@ async def test_drops_stall_and_two_sigkills_lose_no_trade_and_record_every_gap(
     assert lost  # the kills did lose quotes ...
     outside = [q for q in lost if not any(g0 <= q[1] <= g1 for g0, g1, _ in gaps)]
     assert outside == []  # ... and every one of them is inside a recorded window
+    # Gap times are exchange (market) time, never the writer's wall-time view of the kills.
+    spans = await query(
+        database_url,
+        "SELECT scope, extract(epoch from min(gap_start)), extract(epoch from max(gap_end)) "
+        "FROM data_gaps GROUP BY scope",
+    )
+    market_start_s = DEFAULT_START_MS / 1000 - 7200
+    for scope, lo_s, hi_s in spans:
+        assert scope != "process"
+        assert market_start_s - 60 <= float(lo_s) <= float(hi_s) <= fake.clock.now() + 120
+    await assert_books_match_the_market(database_url, fake, observed)
+
+
+async def assert_books_match_the_market(database_url: str, fake: Any, observed: str) -> None:
+    """Each stored REST snapshot is the market's book at its timestamp: its change_id is the
+    book's newest change up to then, and its top of book the newest quote up to then."""
+    assert not [c for s in fake.sessions for c in s.channels if c.startswith("book.")]
+    rows = await query(
+        database_url,
+        "SELECT instrument_name, (extract(epoch from timestamp) * 1000)::bigint, change_id, "
+        "bid_prices[1], bid_amounts[1], ask_prices[1], ask_amounts[1] "
+        "FROM eth_option_orderbook_depth",
+    )
+    changes: dict[str, list[tuple[int, int]]] = {}
+    for b in fake.truth.books:
+        changes.setdefault(b.instrument_name, []).append((b.ts_ms, b.change_id))
+    tops: dict[str, list[tuple[int, tuple[float, ...]]]] = {}
+    for q in fake.truth.quotes:
+        tops.setdefault(q.instrument_name, []).append((q.ts_ms, tuple(q[2:])))
+    assert {r[0] for r in rows} >= {observed} and len(rows) >= 16
+    checked_tops = 0
+    for name, ts, change_id, bp, ba, ap, aa in rows:
+        history = changes[name]
+        i = bisect_right([t for t, _ in history], ts) - 1
+        assert i >= 0 and history[i][1] == change_id, (name, ts, change_id)
+        quotes = tops.get(name, [])
+        j = bisect_right([t for t, _ in quotes], ts) - 1
+        if j >= 0 and None not in (bp, ap):
+            assert (bp, ba, ap, aa) == quotes[j][1], (name, ts)
+            checked_tops += 1
+    assert checked_tops >= len(rows) // 2
 
 
 async def test_malformed_frames_at_1_percent_are_counted_and_trades_still_exact(
@@ -158,3 +215,61 @@ async def test_malformed_frames_at_1_percent_are_counted_and_trades_still_exact(
         database_url, "SELECT rejected_total FROM collector_status WHERE collector_name = 'ws-eth'"
     )
     assert status == [(rejects.total,)]
+
+
+@pytest.mark.slow
+async def test_a_kill_during_a_repair_is_re_read_after_the_restart(
+    database_url: str,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+) -> None:
+    # A dense history and a slow REST budget: the first start's backfill takes several wall
+    # seconds, while the stream stores live trades newer than what it has not read yet.
+    fake = await fake_hour(hour_market(listing_every_s=None, history_trade_rate_hz=2.0))
+    spool = tmp_path / "spool"
+    env = collector_env(
+        fake,
+        database_url,
+        spool,
+        REST_REQUESTS_PER_S="0.05",
+        REST_BURST="1",
+        ORDERBOOK_SNAPSHOT_INTERVAL_S="86400",
+    )
+    await apply_settings_schema(load_settings(env))
+    log = tmp_path / "collector.log"
+    mark = spool / "ws-eth.trades-complete.json"
+    proc = spawn(env, log)
+    method = "public/get_last_trades_by_currency_and_time"
+    try:
+        await wait_connected(fake, 0)
+        await wait_for(lambda: fake.stats.rest_calls_by_method[method] >= 2, 30, "backfill")
+        await wait_for(mark.exists, 30, "the complete-through mark")
+        stored = await query(database_url, "SELECT max(timestamp) FROM eth_option_trades")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        pages_before_kill = fake.stats.rest_calls_by_method[method]
+        newest_ms = int(stored[0][0].timestamp() * 1000)
+        first = await query(
+            database_url,
+            "SELECT count(*) FROM data_gaps WHERE reason LIKE 'first start%%'",
+        )
+        assert first == [(0,)]  # killed before the backfill finished
+        # ... and what it had not read yet is older than the newest stored (streamed) trade.
+        truth = truth_trades(fake, 0, newest_ms)
+        rows = await db_trades(database_url, 0, newest_ms)
+        assert len(rows) < len(truth)
+        lo_ms = read_mark(mark)  # the first start's window, still unread when killed
+        assert lo_ms is not None and lo_ms < newest_ms - 3_600_000
+        proc = spawn(env, log)
+        await wait_for(
+            lambda: fake.stats.rest_calls_by_method[method] > pages_before_kill + 2, 60, "re-read"
+        )
+        cut_ms = int((fake.clock.now() - 10.0) * 1000)
+        await assert_trades_exact(database_url, fake, lo_ms, cut_ms, wait_s=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert "re-reading trades from" in log.read_text()

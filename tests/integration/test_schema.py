@@ -191,3 +191,62 @@ def test_add_currency_from_psql_refuses_a_bad_code(migrated: str) -> None:
         pytest.raises(psycopg.errors.RaiseException, match="not a currency code"),
     ):
         conn.execute("SELECT chaintape_add_currency('x; drop table instruments')")
+
+
+def _index_columns(conn: psycopg.Connection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass",
+        (table,),
+    ).fetchall()
+    return sorted(str(r[0]).split(" USING btree ")[1] for r in rows)
+
+
+def test_quote_tables_keep_one_index_and_upgrades_drop_the_default_one(migrated: str) -> None:
+    """Each index costs every quote's insert: new tables get only (instrument_name, timestamp);
+    an install from before 007 loses TimescaleDB's default "timestamp" index on upgrade, and
+    the newest-row lookup still reads one chunk's worth, served by chunk exclusion."""
+    composite = ['(instrument_name, "timestamp" DESC)']
+    with psycopg.connect(migrated, autocommit=True) as conn:
+        assert _index_columns(conn, "btc_option_quotes") == composite
+        # An install from before: the default index exists and 007 was never applied.
+        conn.execute(
+            'CREATE INDEX btc_option_quotes_timestamp_idx ON btc_option_quotes ("timestamp" DESC)'
+        )
+        conn.execute("DELETE FROM schema_migrations WHERE filename = '007_quotes_indexes.sql'")
+        for hours in (0, 7, 13):  # three chunks
+            conn.execute(
+                "INSERT INTO btc_option_quotes (timestamp, instrument_name) VALUES (%s, %s)",
+                (datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=hours), "BTC-1"),
+            )
+    apply_schema(migrated, ["BTC", "ETH"], schedule_policies=False)
+    with psycopg.connect(migrated, autocommit=True) as conn:
+        assert _index_columns(conn, "btc_option_quotes") == composite
+        assert _index_columns(conn, "eth_option_quotes") == composite  # created after 007
+        # Trades keep theirs: the repairer reads them by time.
+        assert len(_index_columns(conn, "btc_option_trades")) == 3
+        conn.execute("SET enable_seqscan = off")  # three rows: the planner would scan them
+        plan = "\n".join(
+            str(r[0])
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM btc_option_quotes WHERE instrument_name = 'BTC-1'"
+                " AND timestamp > '2025-03-01 12:00+00'"
+            ).fetchall()
+        )
+    assert "btc_option_quotes_instrument_idx" in plan
+
+
+async def test_newest_timestamp_reads_the_newest_chunk(migrated: str) -> None:
+    from scripts.collectors.trade_repair import newest_timestamp
+
+    assert await newest_timestamp(migrated, "btc_option_quotes") is None
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    with psycopg.connect(migrated, autocommit=True) as conn:
+        for hours in (0, 7, 13):
+            conn.execute(
+                "INSERT INTO btc_option_quotes (timestamp, instrument_name) VALUES (%s, 'BTC-1')",
+                (t0 + timedelta(hours=hours),),
+            )
+        assert await newest_timestamp(migrated, "btc_option_quotes") == t0 + timedelta(hours=13)
+        # The newest chunk emptied by hand: the whole table is read instead.
+        conn.execute("DELETE FROM btc_option_quotes WHERE timestamp > %s", (t0,))
+        assert await newest_timestamp(migrated, "btc_option_quotes") == t0

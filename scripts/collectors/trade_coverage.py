@@ -1,0 +1,218 @@
+"""Which trades are known to be in the database: the stream's coverage and a durable mark.
+
+The live trade stream is trusted only from the moment it is seen to flow. A socket that
+connects and subscribes but then stays silent (a stall) delivers nothing, so the window that
+a reconnect (or the start of a run) must re-read through REST is not closed at the connect
+but at the first notification that arrives on the trade socket after it: until then the
+window stays open, across further reconnects. While the stream flows, a silence longer than
+`silence_s` market seconds (and `SILENCE_WALL_S` wall seconds) on the trade socket is
+re-read the same way when data comes back (a stall shorter than the data watchdog).
+Sockets are polled every POLL_S wall seconds, not hooked per message: the hot path stays as
+it is, and the window end is taken when the poll sees the data, which is never earlier.
+
+Durable mark: `complete_through_ms()` is the exchange time up to which every trade has been
+handed to the writer (the oldest of: the stream's newest trade minus a slack, a window not
+yet re-read, a window being re-read). It is written to a small JSON file next to the spool
+once two database flushes have completed after it was computed (the second one began after
+it, so it took every row added before), and read at the next start: a restart then re-reads
+from the older of this mark and the newest stored trade, so a process killed while a repair
+was pending or in flight leaves no hole behind the newest stored trade. Without the file
+(first run, a new volume) the newest stored trade is used, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from scripts.clock import Clock
+from scripts.collectors.trade_repair import TradeRepairer, TradeWatch
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05  # wall seconds between looks at the trade socket
+SILENCE_S = 5.0  # market seconds without notifications (markprice comes every second)
+SILENCE_WALL_S = 0.25  # ... and at least this many wall seconds (event-loop hiccups)
+SLACK_MS = 1000  # a window starts this far before the newest trade the stream delivered
+SLACK_WALL_S = 0.5  # ... and ends this much wall time (as market time) after "now"
+MARKS_KEPT = 600  # candidate marks waiting for two flushes (one a second; the DB may be down)
+
+
+class Socket(Protocol):
+    """What coverage needs of the socket that carries the trade channel."""
+
+    connected: bool
+    last_data_market_s: float | None
+
+
+@dataclass(slots=True)
+class _Mark:
+    at: float  # wall time it was computed
+    mark_ms: int
+    first_flush: float | None = None  # the end of the first database flush after `at`
+
+
+class _Open(NamedTuple):
+    start_ms: int | None  # None: nothing to re-read (TRADE_REPAIR_MAX_AGE_S=0, first run)
+    reason: str
+    connected_at_s: float | None  # market time of the connect; None while disconnected
+
+
+class TradeCoverage:
+    """Opens and closes the re-read windows of the trade stream; see the module doc."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        watch: TradeWatch,
+        repairer: TradeRepairer,
+        mark_path: Path | None,
+        silence_s: float = SILENCE_S,
+    ) -> None:
+        self.clock = clock
+        self.watch = watch
+        self.repairer = repairer
+        self.mark_path = mark_path
+        self.silence_s = silence_s
+        self.stream_from_ms: int | None = None  # the stream flows (was seen to) since then
+        self._open: _Open | None = None
+        self._silent_since: float | None = None
+        self._silent_from_ms = 0
+        self._marks: deque[_Mark] = deque(maxlen=MARKS_KEPT)
+        self.durable_ms: int | None = None  # the mark last written to the file
+        self.silences = 0
+
+    # ---- windows ------------------------------------------------------------------------------
+    def begin(self, start_ms: int | None, reason: str) -> None:
+        """The run starts: trades from `start_ms` on are re-read once the stream flows."""
+        self._open = _Open(start_ms, reason, None)
+
+    def disconnected(self, reason: str) -> None:
+        """The trade socket went down: what it did not deliver is re-read once data flows.
+
+        The start is taken now: trades of the next session may arrive before its connect is
+        reported, and must not move it."""
+        if self._open is None:
+            start = self.covered_ms() if self.stream_from_ms is not None else None
+            self._open = _Open(start, f"websocket down: {reason}", None)
+        else:
+            self._open = self._open._replace(connected_at_s=None)
+        self._silent_since = None
+
+    def connected(self) -> None:
+        """The trade socket is up and subscribed: wait for its first notification."""
+        if self._open is None:  # (no disconnect was reported)
+            self.disconnected("reconnect")
+        assert self._open is not None
+        self._open = self._open._replace(connected_at_s=self.clock.now())
+
+    def covered_ms(self) -> int:
+        """Every trade up to here was delivered by the stream (or was re-read)."""
+        newest = self.watch.newest_ms
+        base = self.stream_from_ms or self.clock.now_ms()
+        return (newest if newest is not None else base) - SLACK_MS
+
+    def _end_ms(self) -> int:
+        return self.clock.now_ms() + int(self.clock.speed * SLACK_WALL_S * 1000)
+
+    def lost(self, reason: str) -> None:
+        """Something on the stream could not be read: re-read from the covered point."""
+        self.repairer.request_window(self.covered_ms(), self._end_ms(), reason)
+
+    def poll(self, socket: Socket | None) -> None:
+        """Closes the open window once data flows; re-reads after a silence."""
+        if socket is None or not socket.connected:
+            return
+        last = socket.last_data_market_s
+        now_s = self.clock.now()
+        opened = self._open
+        if opened is not None:
+            at = opened.connected_at_s
+            if at is not None and last is not None and last >= at:
+                self._open = None
+                if opened.start_ms is not None:
+                    self.repairer.request_window(
+                        opened.start_ms, self._end_ms(), opened.reason, always_record=True
+                    )
+                self.stream_from_ms = int(now_s * 1000)
+            return
+        if last is None:
+            return
+        limit = max(self.silence_s, self.clock.speed * SILENCE_WALL_S)
+        if self._silent_since is None:
+            if now_s - last > limit:
+                self._silent_since = last
+                self._silent_from_ms = self.covered_ms()
+        elif last > self._silent_since:
+            silent = last - self._silent_since
+            self._silent_since = None
+            self.silences += 1
+            reason = f"trade socket silent for {silent:.0f} s"
+            self.repairer.request_window(self._silent_from_ms, self._end_ms(), reason)
+
+    # ---- the durable mark ---------------------------------------------------------------------
+    def complete_through_ms(self) -> int | None:
+        """Every trade up to here has been handed to the writer (None: nothing is known)."""
+        floors: list[int] = []
+        if self._open is not None:
+            if self._open.start_ms is not None:
+                floors.append(self._open.start_ms)
+            if self.stream_from_ms is None:
+                return min(floors) if floors else None
+        floors.append(self.covered_ms())
+        if self._silent_since is not None:  # (data may be back before the poll sees it)
+            floors.append(self._silent_from_ms)
+        pending = self.repairer.floor_ms()
+        if pending is not None:
+            floors.append(pending)
+        return min(floors)
+
+    def persist(self, last_db_flush_at: float | None) -> None:
+        """Writes the mark computed two completed database flushes ago (see the module doc)."""
+        mark = self.complete_through_ms()
+        if mark is not None:
+            self._marks.append(_Mark(time.time(), mark))
+        if last_db_flush_at is None:
+            return
+        for m in self._marks:
+            if m.first_flush is None and last_db_flush_at > m.at:
+                m.first_flush = last_db_flush_at
+        safe: int | None = None
+        while self._marks:
+            first = self._marks[0].first_flush
+            if first is None or last_db_flush_at <= first:
+                break
+            safe = self._marks.popleft().mark_ms
+        if safe is not None and safe != self.durable_ms:
+            self.durable_ms = safe
+            self._write(safe)
+
+    def _write(self, mark_ms: int) -> None:
+        if self.mark_path is None:
+            return
+        tmp = self.mark_path.with_name(f".{self.mark_path.name}.{os.getpid()}.tmp")
+        try:
+            self.mark_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"trades_complete_through_ms": mark_ms}))
+            os.replace(tmp, self.mark_path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.mark_path, exc)
+
+
+def read_mark(path: Path | None) -> int | None:
+    """The mark a previous run left in `path`, or None (missing or unreadable)."""
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        value = json.loads(path.read_text()).get("trades_complete_through_ms")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None

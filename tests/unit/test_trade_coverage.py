@@ -1,0 +1,143 @@
+"""TradeCoverage: when the trade stream is trusted, which window is re-read, and the durable
+"complete through" mark (no I/O beyond a temporary file; nothing is read or written to the
+exchange or the database here: the repairer only queues windows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from scripts.clock import SimClock
+from scripts.collectors.trade_coverage import SLACK_MS, TradeCoverage, read_mark
+from scripts.collectors.trade_repair import TradeRepairer, TradeWatch
+from scripts.currencies import currency_spec
+from scripts.deribit.limiter import LimiterSet
+from scripts.deribit.rest import DeribitRestClient
+from scripts.models import TradeRow
+from scripts.storage.writer import BatchWriter
+
+T0 = 1_780_272_000.0
+
+
+@dataclass
+class Socket:
+    connected: bool = False
+    last_data_market_s: float | None = None
+
+
+class FrozenClock(SimClock):
+    """A SimClock whose market time the test sets."""
+
+    def __init__(self, now: float) -> None:
+        super().__init__(0.0, now, 1.0)
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+
+def trade(ts_s: float, seq: int) -> TradeRow:
+    at = datetime.fromtimestamp(ts_s, UTC)
+    fields = dict.fromkeys(TradeRow._fields)
+    fields.update(
+        timestamp=at,
+        instrument_name="ETH-1JUN26-3000-C",
+        trade_id=f"ETH-{seq}",
+        trade_seq=seq,
+        price=0.01,
+        amount=1.0,
+        direction="buy",
+        received_at=at,
+    )
+    return TradeRow(**fields)
+
+
+def build(tmp_path: Path) -> tuple[FrozenClock, TradeWatch, TradeRepairer, TradeCoverage]:
+    clock = FrozenClock(T0)
+    spec = currency_spec("ETH")
+    writer = BatchWriter(
+        "postgresql://unused", collector_name="ws-eth", currency="ETH", version="t"
+    )
+    rest = DeribitRestClient(
+        "http://127.0.0.1:9",
+        limiter=LimiterSet.build(clock, requests_per_s=5, burst=5),
+        clock=clock,
+    )
+    watch = TradeWatch()
+    repairer = TradeRepairer(
+        spec, rest=rest, writer=writer, clock=clock, watch=watch, max_age_s=86_400
+    )
+    coverage = TradeCoverage(
+        clock=clock, watch=watch, repairer=repairer, mark_path=tmp_path / "mark.json"
+    )
+    return clock, watch, repairer, coverage
+
+
+def test_a_reconnect_window_starts_at_the_drop_and_closes_only_when_data_flows(
+    tmp_path: Path,
+) -> None:
+    clock, watch, repairer, coverage = build(tmp_path)
+    sock = Socket(connected=True)
+    coverage.begin(None, "first start")
+    coverage.connected()
+    clock.t += 1
+    sock.last_data_market_s = clock.t
+    coverage.poll(sock)
+    watch.observe([trade(T0 + 5, 1)])
+    clock.t = T0 + 10
+    coverage.disconnected("dropped")
+    # The next session delivers a newer trade before its connect is reported ...
+    watch.observe([trade(T0 + 60, 2)])
+    sock.connected, sock.last_data_market_s = True, T0 + 60
+    clock.t = T0 + 61
+    coverage.connected()
+    # ... then stalls: nothing arrives after the connect, the window stays open.
+    clock.t = T0 + 90
+    coverage.poll(sock)
+    assert repairer.floor_ms() is None
+    assert coverage.complete_through_ms() == int((T0 + 5) * 1000) - SLACK_MS
+    sock.last_data_market_s = T0 + 91
+    clock.t = T0 + 91
+    coverage.poll(sock)
+    assert repairer.floor_ms() == int((T0 + 5) * 1000) - SLACK_MS  # not T0 + 60
+    assert coverage.complete_through_ms() == repairer.floor_ms()
+
+
+def test_a_silence_on_the_trade_socket_is_re_read_when_data_returns(tmp_path: Path) -> None:
+    clock, watch, repairer, coverage = build(tmp_path)
+    sock = Socket(connected=True)
+    coverage.begin(None, "first start")
+    coverage.connected()
+    clock.t += 1
+    sock.last_data_market_s = clock.t
+    coverage.poll(sock)
+    watch.observe([trade(T0 + 1, 1)])
+    clock.t = T0 + 20  # no notification for 19 s
+    coverage.poll(sock)
+    watch.observe([trade(T0 + 21, 5)])  # data is back before the next poll
+    assert coverage.complete_through_ms() == int((T0 + 1) * 1000) - SLACK_MS
+    sock.last_data_market_s = clock.t = T0 + 21
+    coverage.poll(sock)
+    assert coverage.silences == 1
+    assert repairer.floor_ms() == int((T0 + 1) * 1000) - SLACK_MS
+
+
+def test_the_mark_is_written_two_database_flushes_after_it_was_computed(tmp_path: Path) -> None:
+    clock, watch, _, coverage = build(tmp_path)
+    sock = Socket(connected=True)
+    coverage.begin(int(T0 * 1000) - 3_600_000, "first start")
+    coverage.connected()
+    clock.t += 1
+    sock.last_data_market_s = clock.t
+    coverage.poll(sock)  # the first start's window is queued
+    watch.observe([trade(T0 + 1, 1)])
+    coverage.persist(None)
+    assert read_mark(coverage.mark_path) is None
+    # Flush ends (wall time) later than the mark: one flush is not enough ...
+    entry_at = coverage._marks[-1].at
+    coverage.persist(entry_at + 1)
+    assert read_mark(coverage.mark_path) is None
+    # ... a second one, begun after the first ended, is.
+    coverage.persist(entry_at + 2)
+    assert read_mark(coverage.mark_path) == int(T0 * 1000) - 3_600_000  # the unread window
