@@ -49,6 +49,7 @@ LIVE_STATES = frozenset({"created", "started"})
 GONE_STATES = frozenset({"settled", "closed", "deactivated", "terminated"})
 EXPIRY_CHECK_S = 1.0  # market seconds between checks of expiration times
 LEFT_TOP = "left the top by open interest"
+NOT_LISTED = "no longer in get_instruments"
 
 
 class OptionChain:
@@ -174,7 +175,7 @@ class OptionChain:
                 self.writer.add(INSTRUMENTS, None, row._replace(is_active=False, last_seen=now))
         log.info("%s: dropped %s (%s)", self.spec.code, ", ".join(gone), why)
         self.on_delisted(gone)
-        if self.top_n > 0 and why != LEFT_TOP:
+        if self.top_n > 0 and why not in (LEFT_TOP, NOT_LISTED):  # (those come from one)
             self.reconcile_soon()  # refill the top N
 
     def reconcile_soon(self) -> None:
@@ -242,7 +243,7 @@ class OptionChain:
         self.writer.add_many(INSTRUMENTS, None, rows.values())
         stale = [n for n in self.live if n not in rows]
         if stale:
-            self._delist(stale, "no longer in get_instruments")
+            self._delist(stale, NOT_LISTED)
         for name, row in rows.items():
             if name in self.live:
                 self.live[name] = row

@@ -45,7 +45,13 @@ async def run_realtime(
     clock = clock or clock_from_spec(s.sim_clock)
     name = default_collector_name("ws", s)
     if apply_schema:
-        await apply_settings_schema(s)
+        from scripts.storage.migrate import MigrationError
+
+        try:
+            await apply_settings_schema(s)
+        except MigrationError as exc:  # e.g. the database is not up yet: one line, exit 1
+            log.error("%s: %s; exiting (a spool left by an earlier run waits on disk)", name, exc)
+            return EXIT_FAILURE
     spool = Spool(s.spool_dir, max_bytes=s.spool_max_bytes, collector_name=name)
     writer = BatchWriter(
         s.database_url,

@@ -26,7 +26,7 @@ from scripts.collectors.rejects import Rejects
 from scripts.collectors.trade_repair import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit import channels as ch
-from scripts.models import InstrumentRow, QuoteRow
+from scripts.models import InstrumentRow
 from scripts.normalize import instruments as ninst
 from scripts.normalize import quotes as nquotes
 from scripts.normalize import tickers as ntickers
@@ -38,6 +38,7 @@ from scripts.storage.writer import BatchWriter
 
 Handler = Callable[[str, Any, datetime], None]
 QUOTE_FIELD_COUNT = len(nquotes.QUOTE_FIELDS)
+OPTION_SUFFIXES = ("-C", "-P")  # option names end with the type; combos and futures do not
 
 
 class MessageRouter:
@@ -116,7 +117,7 @@ class MessageRouter:
         row = parse_quote(data, received_at=received_at, marks=self.marks)
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
-        if row[1].startswith(self.prefix):
+        if self._is_ours(row[1], channel, data, received_at):
             self._add_quote_row(row)
             self._quote_rows += 1
 
@@ -124,13 +125,19 @@ class MessageRouter:
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
         self.marks[row.instrument_name] = (row.mark_iv, row.mark_price)
-        self._add_quote(row)
+        if self._is_ours(row.instrument_name, channel, data, received_at):
+            self._add_quote_row(row)
+            self._quote_rows += 1
 
-    def _add_quote(self, row: QuoteRow) -> None:
-        if not row.instrument_name.startswith(self.prefix):
-            return
-        self._add_quote_row(row)
-        self._quote_rows += 1
+    def _is_ours(self, name: str, channel: str, data: Any, received_at: datetime) -> bool:
+        """An option of this currency. Other currencies' instruments are expected on shared
+        USDC channels and skipped; a future or perpetual of ours is bad input."""
+        if not name.startswith(self.prefix):
+            return False
+        if name[-2:] in OPTION_SUFFIXES:
+            return True
+        self.rejects.rejected(channel, "not an option of this currency", data, received_at)
+        return False
 
     def _markprice(self, channel: str, data: Any, received_at: datetime) -> None:
         marks = self.marks
@@ -153,8 +160,7 @@ class MessageRouter:
                 unknown = ntrades.unknown_fields("trade", t)
                 if unknown:
                     self.rejects.unknown("trade", unknown, channel)
-        prefix = self.prefix
-        ours = [r for r in rows if r.instrument_name.startswith(prefix)]
+        ours = [r for r in rows if self._is_ours(r.instrument_name, channel, data, received_at)]
         if not ours:
             return
         self.writer.add_many(OPTION_TRADES, self.code, ours)
@@ -167,7 +173,8 @@ class MessageRouter:
     def _instrument_state(self, channel: str, data: Any, received_at: datetime) -> None:
         state = ninst.parse_instrument_state(data)
         self._check_fields_of(ninst.unknown_fields, "instrument_state", data, channel)
-        if state.instrument_name.startswith(self.prefix):
+        name = state.instrument_name
+        if name.startswith(self.prefix) and name[-2:] in OPTION_SUFFIXES:
             self.on_instrument_state(state)
 
     def _instrument_created(self, channel: str, data: Any, received_at: datetime) -> None:

@@ -222,9 +222,18 @@ async def test_mutated_and_random_frames_are_counted_kept_and_valid_ones_land(
         )
     }
     unchanged = [orjson.loads(t) for t in frames if t in messages and t.startswith('{"jsonrpc"')]
+    # Unchanged recorded quotes and option tickers: the options' land; the recorded quotes of
+    # perpetuals are not options of the chain, so they are refused, never stored.
     unchanged_quotes = {
-        (m["params"]["data"]["instrument_name"], m["params"]["data"]["timestamp"])
+        (m["params"]["data"]["instrument_name"], m["params"]["data"].get("timestamp"))
         for m in unchanged
-        if m["params"]["channel"].startswith("quote.")
+        if m["params"]["channel"].startswith(("quote.", "ticker."))
     }
-    assert unchanged_quotes and unchanged_quotes <= stored
+    option_quotes = {
+        q
+        for q in unchanged_quotes
+        if q[0].startswith("ETH-") and q[0].endswith(("-C", "-P")) and q[1]
+    }
+    other_quotes = {q for q in unchanged_quotes if not q[0].endswith(("-C", "-P"))}
+    assert option_quotes and option_quotes <= stored
+    assert other_quotes and not (other_quotes & stored)

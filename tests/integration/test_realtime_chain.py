@@ -102,9 +102,12 @@ async def test_top_n_follows_exactly_the_top_by_open_interest_through_listings_a
     assert quote_channels(subs.subscribed_now()) == top_by_open_interest(fake, 5)
     start_s = fake.clock.now()
     # Listings (every 60 s), an expiry of eight of the sixteen options (100 s), reconciles.
-    await wait_for(lambda: fake.clock.now() > start_s + 200, 30, "listing, expiry, reconciles")
-    expected = top_by_open_interest(fake, 5)
-    await wait_for(lambda: quote_channels(subs.subscribed_now()) == expected, 20, "the new top 5")
+    await wait_for(lambda: fake.market.now_ms > (start_s + 200) * 1000, 30, "listings, expiry")
+    await wait_for(
+        lambda: quote_channels(subs.subscribed_now()) == top_by_open_interest(fake, 5),
+        20,
+        "the new top 5",
+    )
     listed = [
         i["instrument_name"]
         for i in fake.market.instruments("ETH", "option", False)
@@ -132,7 +135,7 @@ async def test_top_n_follows_exactly_the_top_by_open_interest_through_listings_a
 async def test_a_listing_whose_push_was_lost_is_followed_after_the_reconcile(
     database_url: str, tmp_path: Path, make_fake: Any
 ) -> None:
-    listing_s = 120.0
+    listing_s = 150.0
     faults = Faults()
     fake = await make_fake(hour_market(listing_every_s=listing_s, trade_rate_hz=0.5), faults)
     subs = SubscribeLog(fake)
@@ -144,7 +147,7 @@ async def test_a_listing_whose_push_was_lost_is_followed_after_the_reconcile(
     start_s = fake.clock.now()
     run = await start_collector(settings, fake)
     listing_ms = DEFAULT_START_MS + int(listing_s * 1000)
-    await wait_for(lambda: fake.market.now_ms > listing_ms - 40_000, 30, "just before the listing")
+    await wait_for(lambda: fake.market.now_ms > listing_ms - 90_000, 30, "before the listing")
     # The collector's socket is down while the market lists: the pushes go to nobody.
     faults.refuse_connections_until = 1e12
     await fake.drop_all_connections()
@@ -165,7 +168,7 @@ async def test_a_listing_whose_push_was_lost_is_followed_after_the_reconcile(
     elapsed_s = fake.clock.now() - start_s
     calls = fake.stats.rest_calls_by_method["public/get_instruments"]
     assert 2 <= calls <= GET_INSTRUMENTS_BURST + elapsed_s / 10 + 1
-    assert run.collector.chain.reconciles >= 2  # the reconnect's and at least one periodic
+    assert run.collector.chain.reconciles >= 1  # (the reconnect's and the periodic may be one)
     assert await stop_collector(run) == 0
     assert fake.stats.errors_sent_by_code.get(10028, 0) == 0
 

@@ -99,14 +99,21 @@ async def test_recorded_tickers_trades_and_marks_land_as_rows(
     assert sorted(got, key=lambda r: (r[0], r[1])) == sorted(want, key=lambda r: (r[0], r[1]))
     assert all(r[0].tzinfo is not None and r[0].utcoffset().total_seconds() == 0 for r in got)
 
-    # Trades: every recorded option trade of the currency, field by field.
+    # Trades: every recorded option trade of the currency, field by field; the recorded
+    # perpetual and future trades are refused (they are not options).
     recorded = {}
+    not_options = 0
     for f in trades:
         for tr in f.data:
             # A combo trade is stored as its legs, each a trade of its own instrument.
             for leg in tr.get("legs") or [tr]:
-                if leg["instrument_name"].startswith(f"{code}-") and "price" in leg:
+                name = leg["instrument_name"]
+                if not name.startswith(f"{code}-") or "price" not in leg:
+                    continue
+                if name.endswith(("-C", "-P")):
                     recorded[leg["trade_id"]] = leg
+                else:
+                    not_options += 1
     got_trades = await rows(
         database_url,
         f"SELECT trade_id, timestamp, instrument_name, trade_seq, price, amount, direction, "
@@ -127,7 +134,10 @@ async def test_recorded_tickers_trades_and_marks_land_as_rows(
             tr.get("index_price"),
             tr.get("mark_price"),
         )
+    refused_not_options = sum(n for r, n in refused.items() if "not an option" in r)
+    assert refused_not_options == not_options
     if code == "BTC":
+        assert not_options > 0  # the recordings hold BTC perpetual and future trades
         one = [r for r in got_trades if r[0] == "48079289"]
         assert one and one[0][8] == 47.58 and one[0][1] == ms(1590484589306)
     raw = orjson.dumps(router.rows_by_family)
