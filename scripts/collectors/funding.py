@@ -24,12 +24,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
 from scripts.collectors.bars import dt_ms
-from scripts.collectors.rest_catalog import RowSink, now_utc
+from scripts.collectors.rest_catalog import CurrencyPoller, RowSink, now_utc
 from scripts.currencies import CurrencySpec
-from scripts.deribit.rest import DeribitRestClient, DeribitRestError
-from scripts.logs import OncePerKey
+from scripts.deribit.rest import DeribitRestClient
 from scripts.models import FundingRow
-from scripts.normalize.common import MalformedMessage
 from scripts.normalize.funding import parse_funding_history
 from scripts.storage.tables import FUNDING_RATES
 
@@ -61,7 +59,7 @@ async def fetch_funding(
     return [unique[t] for t in sorted(unique)]
 
 
-class FundingPoller:
+class FundingPoller(CurrencyPoller):
     """Funding history of each currency's perpetual, from the newest stored row on."""
 
     def __init__(
@@ -74,16 +72,9 @@ class FundingPoller:
         *,
         backfill_hours: float = 48.0,
     ) -> None:
-        self.rest = rest
-        self.sink = sink
-        self.pool = pool
-        self.clock = clock
-        self.currencies = currencies
+        super().__init__(rest, sink, pool, clock, currencies, logger=log)
         self.backfill_ms = int(backfill_hours * HOUR_MS)
         self.cursor_ms: dict[str, int] = {}  # newest row's timestamp, per perpetual
-        self.rows_written = 0
-        self.rejected = 0
-        self._once = OncePerKey(log)
 
     async def load_cursors(self) -> None:
         async with self.pool.connection() as conn:
@@ -103,14 +94,13 @@ class FundingPoller:
         cursor = self.cursor_ms.get(instrument)
         if cursor is not None:
             start = max(start, cursor + 1)
-        try:
-            rows = await fetch_funding(self.rest, spec, instrument, start, now_ms, self.clock)
-        except DeribitRestError as exc:
-            self._once.warning(f"funding:{exc.code}", "funding %s: %s", instrument, exc)
-            return
-        except MalformedMessage as exc:
-            self.rejected += 1
-            self._once.warning("funding-bad", "funding %s: bad reply: %s", instrument, exc)
+        rows = await self._read(
+            fetch_funding(self.rest, spec, instrument, start, now_ms, self.clock),
+            key="funding",
+            label="funding",
+            subject=instrument,
+        )
+        if rows is None:
             return
         for row in rows:
             self.sink.add(FUNDING_RATES, None, row)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
 from scripts.currencies import CurrencySpec
-from scripts.deribit.rest import DeribitRestClient
+from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.logs import OncePerKey
 from scripts.models import InstrumentRow
 from scripts.normalize.common import MalformedMessage
@@ -22,6 +26,8 @@ from scripts.normalize.instruments import parse_instrument
 from scripts.storage.tables import INSTRUMENTS, TableSpec
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RowSink(Protocol):
@@ -32,6 +38,42 @@ class RowSink(Protocol):
 
 def now_utc(clock: Clock) -> datetime:
     return datetime.fromtimestamp(clock.now(), UTC)
+
+
+class CurrencyPoller:
+    """What the pollers that read one REST series per currency into a sink share: their
+    parts, their counters, and how a failed read is skipped until the next poll."""
+
+    def __init__(
+        self,
+        rest: DeribitRestClient,
+        sink: RowSink,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        clock: Clock,
+        currencies: tuple[CurrencySpec, ...],
+        *,
+        logger: logging.Logger,
+    ) -> None:
+        self.rest = rest
+        self.sink = sink
+        self.pool = pool
+        self.clock = clock
+        self.currencies = currencies
+        self.rows_written = 0
+        self.rejected = 0
+        self._once = OncePerKey(logger)
+
+    async def _read(self, read: Awaitable[T], *, key: str, label: str, subject: str) -> T | None:
+        """`await read`, or None when it fails. A REST error or a malformed reply is logged once
+        per `key` (and kind of failure); a malformed reply is also counted in `rejected`."""
+        try:
+            return await read
+        except DeribitRestError as exc:
+            self._once.warning(f"{key}:{exc.code}", "%s %s: %s", label, subject, exc)
+        except MalformedMessage as exc:
+            self.rejected += 1
+            self._once.warning(f"{key}-bad", "%s %s: bad reply: %s", label, subject, exc)
+        return None
 
 
 def is_perpetual(row: InstrumentRow) -> bool:

@@ -117,3 +117,16 @@ def test_secrets_masked_in_every_log_line(capsys: pytest.CaptureFixture[str]) ->
 def test_mask_secrets_patterns() -> None:
     assert mask_secrets("postgres://me:pw@h/db") == "postgres://me:***@h/db"
     assert mask_secrets("host=h password=hunter2 user=me") == "host=h password=*** user=me"
+
+
+def test_env_example_documents_every_setting() -> None:
+    """Every variable config.py reads is in .env.example, and .env.example names no other."""
+    import re
+
+    source = (REPO_ROOT / "scripts" / "config.py").read_text()
+    read = set(re.findall(r'(?:raw|parse|number|integer|url)\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    read |= {"DATABASE_URL", "CURRENCY", "CURRENCIES"}
+    example = (REPO_ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.M))
+    assert read - documented == set()
+    assert documented - read == set()
