@@ -4,8 +4,9 @@ For Docker's HEALTHCHECK. Reads the writer's local status file
 (`$SPOOL_DIR/<collector>.status.json`), never the database, so it answers during a database
 outage (a collector that flushes to its spool then is healthy: it loses nothing). Healthy means:
 the collector's last flush, to the database or the spool, is at most HEALTH_MAX_FLUSH_AGE_S old,
-it has not stopped, and, for collectors with an exchange connection, it has not been
-disconnected for more than HEALTH_MAX_DISCONNECTED_S (30 s). Otherwise one line says why.
+it has not stopped, it is not still waiting at start for a database that never answered, and,
+for collectors with an exchange connection, it has not been disconnected for more than
+HEALTH_MAX_DISCONNECTED_S (30 s). Otherwise one line says why.
 
 The collector is COLLECTOR_NAME, else `default_collector_name(KIND, settings)` (KIND defaults
 to "ws" when CURRENCY is set), else the only status file in SPOOL_DIR.
@@ -55,6 +56,8 @@ def verdict(
     """None when healthy, else the reason (without the "unhealthy: " prefix)."""
     if data.get("state") == "stopped":
         return f"collector {data.get('collector')} stopped (pid {data.get('pid')})"
+    if data.get("state") == "waiting":  # started, but its database has not answered yet
+        return f"waiting for the database: {data.get('waiting_for_database') or 'no answer'}"
     last = data.get("last_flush_at")
     started = data.get("started_at")
     if not isinstance(last, int | float):

@@ -96,9 +96,8 @@ class FundingPoller(CurrencyPoller):
             start = max(start, cursor + 1)
         rows = await self._read(
             fetch_funding(self.rest, spec, instrument, start, now_ms, self.clock),
-            key="funding",
-            label="funding",
-            subject=instrument,
+            "funding",
+            instrument,
         )
         if rows is None:
             return

@@ -19,12 +19,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
 from scripts.collectors.bars import MINUTE_MS, dt_ms, last_closed_minute_ms
-from scripts.collectors.rest_catalog import RowSink, now_utc
+from scripts.collectors.rest_catalog import CurrencyPoller, RowSink, now_utc
 from scripts.currencies import CurrencySpec
-from scripts.deribit.rest import DeribitRestClient, DeribitRestError
-from scripts.logs import OncePerKey
+from scripts.deribit.rest import DeribitRestClient
 from scripts.models import IndexPriceRow
-from scripts.normalize.common import MalformedMessage
 from scripts.normalize.indices import KIND_DVOL, parse_price_index, parse_volatility_index_data
 from scripts.storage.tables import INDEX_PRICES
 
@@ -69,7 +67,7 @@ async def fetch_dvol(
     return out
 
 
-class IndexPoller:
+class IndexPoller(CurrencyPoller):
     """Price index and DVOL of several currencies."""
 
     def __init__(
@@ -82,16 +80,9 @@ class IndexPoller:
         *,
         max_lookback_s: float = 86_400.0,
     ) -> None:
-        self.rest = rest
-        self.sink = sink
-        self.pool = pool
-        self.clock = clock
-        self.currencies = currencies
+        super().__init__(rest, sink, pool, clock, currencies, logger=log)
         self.max_lookback_ms = int(max_lookback_s * 1000)
         self.dvol_cursor_ms: dict[str, int] = {}
-        self.rows_written = 0
-        self.rejected = 0
-        self._once = OncePerKey(log)
 
     async def load_cursors(self) -> None:
         async with self.pool.connection() as conn:
@@ -113,27 +104,24 @@ class IndexPoller:
                 await self._dvol(spec)
 
     async def _price(self, spec: CurrencySpec) -> None:
-        try:
-            result = await self.rest.get_index_price(spec.index_name)
-            server_ms = result.get("_server_time_ms", self.clock.now_ms())
-            row = parse_price_index(
-                {
-                    "index_name": spec.index_name,
-                    "price": result.get("index_price"),
-                    "timestamp": server_ms,
-                },
-                currency=spec.code,
-                received_at=now_utc(self.clock),
-            )
-        except DeribitRestError as exc:
-            self._once.warning(f"index:{exc.code}", "index %s: %s", spec.index_name, exc)
-            return
-        except MalformedMessage as exc:
-            self.rejected += 1
-            self._once.warning("index-bad", "index %s: bad reply: %s", spec.index_name, exc)
+        row = await self._read(self._read_price(spec), "index", spec.index_name)
+        if row is None:
             return
         self.sink.add(INDEX_PRICES, None, row)
         self.rows_written += 1
+
+    async def _read_price(self, spec: CurrencySpec) -> IndexPriceRow:
+        result = await self.rest.get_index_price(spec.index_name)
+        server_ms = result.get("_server_time_ms", self.clock.now_ms())
+        return parse_price_index(
+            {
+                "index_name": spec.index_name,
+                "price": result.get("index_price"),
+                "timestamp": server_ms,
+            },
+            currency=spec.code,
+            received_at=now_utc(self.clock),
+        )
 
     async def _dvol(self, spec: CurrencySpec) -> None:
         end = last_closed_minute_ms(self.clock.now_ms()) - DVOL_SETTLE_MS
@@ -145,14 +133,10 @@ class IndexPoller:
         )
         if start > end:
             return
-        try:
-            rows = await fetch_dvol(self.rest, spec, start, end, now_utc(self.clock))
-        except DeribitRestError as exc:
-            self._once.warning(f"dvol:{exc.code}", "DVOL %s: %s", spec.index_name, exc)
-            return
-        except MalformedMessage as exc:
-            self.rejected += 1
-            self._once.warning("dvol-bad", "DVOL %s: bad reply: %s", spec.index_name, exc)
+        rows = await self._read(
+            fetch_dvol(self.rest, spec, start, end, now_utc(self.clock)), "DVOL", spec.index_name
+        )
+        if rows is None:
             return
         for row in rows:
             self.sink.add(INDEX_PRICES, None, row)

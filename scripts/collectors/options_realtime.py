@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,7 @@ class OptionsRealtimeCollector:
         self.repair_from_ms: int | None = None
         self._not_running_since: datetime | None = None
         self.started = asyncio.Event()  # the first socket is subscribed (tests wait on it)
+        self.prepared = False
 
     # ---- sockets ------------------------------------------------------------------------------
     def _make_client(self, name: str) -> DeribitWsClient:
@@ -254,6 +256,14 @@ class OptionsRealtimeCollector:
     def _trades_lost(self, reason: str) -> None:
         self.coverage.lost(reason)
 
+    def on_rows_lost(self, gap: GapRow) -> None:
+        """The writer's `on_rows_lost`: trades it dropped are re-read through REST once the
+        database is back; other tables (quotes, books) have no repair path and keep its row."""
+        if gap.table_name != self.trades_table:
+            return
+        self.coverage.rows_lost(math.floor(gap.gap_start.timestamp() * 1000))
+        self.repairer.request_lost(gap)
+
     def _gap(self, table: str, scope: str, start: datetime, end: datetime, reason: str) -> None:
         if end <= start:
             return
@@ -274,7 +284,8 @@ class OptionsRealtimeCollector:
 
     # ---- the run ------------------------------------------------------------------------------
     async def prepare(self) -> None:
-        """Discovers the chain and reads where the previous run stopped."""
+        """Discovers the chain and reads where the previous run stopped (`run` calls it when
+        the caller has not)."""
         s = self.settings
         newest_trade = await newest_timestamp(s.database_url, self.trades_table)
         newest_quote = await newest_timestamp(s.database_url, self.quotes_table)
@@ -294,10 +305,12 @@ class OptionsRealtimeCollector:
         names = await self.chain.load()
         self.pool.add_channels(self.fixed_channels)
         self._listed(names)
+        self.prepared = True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Collects until `stop` is set (the writer is run and drained by the caller)."""
-        await self.prepare()
+        if not self.prepared:
+            await self.prepare()
         tasks = [
             asyncio.create_task(self.pool.run(stop), name="ws-pool"),
             asyncio.create_task(self.repairer.run(stop), name="trade-repair"),

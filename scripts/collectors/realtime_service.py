@@ -1,5 +1,15 @@
 """The real-time collector process: schema, writer (with spool), REST client, collector, stop.
 
+Start: a database that is not up yet (a NAS booting, the database container restarting) is
+waited for, with capped jittered backoff, the status file saying "waiting for the database"
+(the health check reports it), SIGTERM ending the wait with exit 0. A DATABASE_URL that can
+never work (authentication, a missing database, no TimescaleDB) exits 1 at once with one
+line. Once the database answers: the schema, the collector's `prepare` (where the previous
+run stopped), then the writer, which replays the spool first.
+
+Trades the writer drops (spool full) are re-read through REST once the database is back
+(`BatchWriter.on_rows_lost` -> `OptionsRealtimeCollector.on_rows_lost`).
+
 SIGTERM (the `stop` event) stops intake: the sockets close, the repairer and pollers stop;
 then the writer drains to the database, or to the spool, within DRAIN_DEADLINE_S and records
 state 'stopped'. A collector crash stops the process with exit 1 after the same drain.
@@ -18,6 +28,7 @@ from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
+from scripts.storage.pool import start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
@@ -44,14 +55,6 @@ async def run_realtime(
     s = settings
     clock = clock or clock_from_spec(s.sim_clock)
     name = default_collector_name("ws", s)
-    if apply_schema:
-        from scripts.storage.migrate import MigrationError
-
-        try:
-            await apply_settings_schema(s)
-        except MigrationError as exc:  # e.g. the database is not up yet: one line, exit 1
-            log.error("%s: %s; exiting (a spool left by an earlier run waits on disk)", name, exc)
-            return EXIT_FAILURE
     spool = Spool(s.spool_dir, max_bytes=s.spool_max_bytes, collector_name=name)
     writer = BatchWriter(
         s.database_url,
@@ -70,8 +73,23 @@ async def run_realtime(
     collector = OptionsRealtimeCollector(
         s, writer=writer, rest=rest, clock=clock, client_version=__version__
     )
+    writer.on_rows_lost = collector.on_rows_lost
     if collector_ready is not None:
         collector_ready.set_result(collector)
+
+    async def setup() -> None:
+        if apply_schema:
+            await apply_settings_schema(s)
+        await collector.prepare()
+
+    code = await start_when_database_ready(
+        s.database_url, stop, setup, name=name, on_wait=writer.report_waiting
+    )
+    if code is not None:
+        await writer.drain(to_database=False)
+        await rest.close()
+        log.info("%s: stopped before collecting (exit %d)", name, code)
+        return code
     writer_stop = asyncio.Event()
     writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
     code = EXIT_OK

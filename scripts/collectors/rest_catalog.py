@@ -8,9 +8,9 @@ perpetuals, dated futures and live options from here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
 from psycopg import AsyncConnection
@@ -63,16 +63,18 @@ class CurrencyPoller:
         self.rejected = 0
         self._once = OncePerKey(logger)
 
-    async def _read(self, read: Awaitable[T], *, key: str, label: str, subject: str) -> T | None:
-        """`await read`, or None when it fails. A REST error or a malformed reply is logged once
-        per `key` (and kind of failure); a malformed reply is also counted in `rejected`."""
+    async def _read(self, read: Awaitable[T], what: str, subject: str) -> T | None:
+        """`await read`, or None when it fails: a REST error or a malformed reply is logged
+        ("`what` `subject`: ...") once per kind of failure, keyed by `what` in lower case, and
+        a malformed reply is counted in `rejected`."""
+        key = what.lower()
         try:
             return await read
         except DeribitRestError as exc:
-            self._once.warning(f"{key}:{exc.code}", "%s %s: %s", label, subject, exc)
+            self._once.warning(f"{key}:{exc.code}", "%s %s: %s", what, subject, exc)
         except MalformedMessage as exc:
             self.rejected += 1
-            self._once.warning(f"{key}-bad", "%s %s: bad reply: %s", label, subject, exc)
+            self._once.warning(f"{key}-bad", "%s %s: bad reply: %s", what, subject, exc)
         return None
 
 

@@ -1,9 +1,12 @@
 """The frame the REST collectors share: schema, pool, writer, limiter, client, schedules, stop.
 
-`RestService.run(stop)` applies the schema, opens the pool and the writer, lets the collector
-build its schedules, runs them until `stop` is set, then stops intake (a poll in flight gets a
-few seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method
-per simulated hour.
+`RestService.run(stop)` opens the pool and the writer, waits for the database like the
+real-time collector (`pool.start_when_database_ready`: backoff, "waiting for the database" in the
+status file, exit 1 at once for a DATABASE_URL that can never work, exit 0 on SIGTERM), applies
+the schema, lets the collector build its schedules (which read their cursors from the
+database), runs them until `stop` is set, then stops intake (a poll in flight gets a few
+seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method per
+simulated hour.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
-from scripts.storage.pool import open_pool
+from scripts.storage.pool import new_pool, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
@@ -78,9 +81,8 @@ class RestService:
     async def run(self, stop: asyncio.Event) -> int:
         s = self.settings
         name = default_collector_name(self.kind, s)
-        if self.apply_schema:
-            await apply_settings_schema(s)
-        pool = await open_pool(s.database_url, max_size=4, application_name=f"chaintape-{name}")
+        # Opened once the database answers (its own retries would log every attempt).
+        pool = new_pool(s.database_url, max_size=4, application_name=f"chaintape-{name}")
         spool = (
             Spool(s.spool_dir, max_bytes=s.spool_max_bytes, collector_name=name)
             if self.use_spool
@@ -102,13 +104,29 @@ class RestService:
             self.clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst
         )
         rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=self.clock)
-        self.parts = ServiceParts(s, self.clock, pool, writer, limiters, rest)
+        self.parts = parts = ServiceParts(s, self.clock, pool, writer, limiters, rest)
+
+        async def setup() -> None:
+            if pool.closed:
+                await pool.open(wait=False)
+            if self.apply_schema:
+                await apply_settings_schema(s)
+            self.schedules = await self.build(parts)
+
+        early = await start_when_database_ready(
+            s.database_url, stop, setup, name=name, on_wait=writer.report_waiting
+        )
+        if early is not None:
+            await writer.drain(to_database=False)
+            await rest.close()
+            await pool.close()
+            log.info("%s: stopped before collecting (exit %d)", name, early)
+            return early
         self.started_at = self.clock.now()
         writer_stop = asyncio.Event()
         writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
         code = EXIT_OK
         try:
-            self.schedules = await self.build(self.parts)
             polls = [asyncio.create_task(sch.run(stop), name=sch.name) for sch in self.schedules]
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait([*polls, writer_task, stopped], return_when=asyncio.FIRST_COMPLETED)

@@ -175,6 +175,14 @@ class TradeCoverage:
             floors.append(pending)
         return min(floors)
 
+    def rows_lost(self, start_ms: int) -> None:
+        """The writer dropped trades from `start_ms` on: marks not yet written may not pass it.
+
+        (Marks computed before the drop counted those trades as handed to the writer; later
+        marks are held back by the repairer's floor until the window is re-read.)"""
+        for m in self._marks:
+            m.mark_ms = min(m.mark_ms, start_ms)
+
     def persist(self, last_db_flush_at: float | None) -> None:
         """Writes the mark computed two completed database flushes ago (see the module doc)."""
         mark = self.complete_through_ms()

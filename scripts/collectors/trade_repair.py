@@ -18,6 +18,11 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
 - A repaired window is recorded in `data_gaps` with repaired=True when it was a disconnect or
   a restart, or when it recovered trades the stream had not delivered; a window that cannot
   be read (REST keeps failing, older than TRADE_REPAIR_MAX_AGE_S) with repaired=False.
+- Trades the writer dropped (spool full during a long database outage) arrive as the
+  writer's `data_gaps` row (`request_lost`). They are re-read only once the writer's last
+  round went to the database (its spool replayed): re-read earlier, they would only fill the
+  spool again. Success records that same row (same key) with repaired=True, which the
+  database merges into the writer's repaired=False row.
 - `floor_ms()` is the oldest exchange time still queued or being read, for the durable
   "complete through" mark (trade_coverage.py).
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -53,6 +59,11 @@ MAX_PAGES_PER_WINDOW = 10_000
 
 def ms_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def gap_key(gap: GapRow) -> tuple[str, str, datetime, str]:
+    """A `data_gaps` row's natural key (table_name, scope, gap_start, reason)."""
+    return (gap.table_name, gap.scope, gap.gap_start, gap.reason)
 
 
 class Window(NamedTuple):
@@ -143,6 +154,7 @@ class TradeRepairer:
         self.table = OPTION_TRADES.table_name(spec.code)
         self._windows: list[Window] = []
         self._holes: list[SeqHole] = []
+        self._lost: dict[tuple[str, str, datetime, str], GapRow] = {}  # writer's loss rows
         self._wake = asyncio.Event()
         self.windows_repaired = 0
         self.windows_failed = 0
@@ -171,13 +183,22 @@ class TradeRepairer:
             self._holes.extend(holes)
             self._wake.set()
 
+    def request_lost(self, gap: GapRow) -> None:
+        """The writer dropped trades in `gap`'s window (its `data_gaps` row, repaired=False):
+        re-read it once the database takes writes again, then record `gap` as repaired."""
+        key = gap_key(gap)
+        known = self._lost.get(key)
+        if known is None or gap.gap_end > known.gap_end:  # (an extended row: read to its end)
+            self._lost[key] = gap
+
     @property
     def pending(self) -> bool:
-        return bool(self._windows or self._holes or self.busy)
+        return bool(self._windows or self._holes or self._lost or self.busy)
 
     def floor_ms(self) -> int | None:
         """The oldest exchange time of a window or hole queued or being read, else None."""
         starts = [w.start_ms for w in self._windows] + [h.start_ms for h in self._holes]
+        starts += [_floor_ms(g.gap_start) for g in self._lost.values()]
         if self._reading_from_ms is not None:
             starts.append(self._reading_from_ms)
         return min(starts) if starts else None
@@ -189,7 +210,8 @@ class TradeRepairer:
                 await asyncio.wait_for(self._wake.wait(), 0.5)
             if stop.is_set():
                 break
-            if not self._wake.is_set():
+            lost_ready = bool(self._lost) and self.writer.status.db_ok
+            if not self._wake.is_set() and not lost_ready:
                 continue
             self._wake.clear()
             self.busy = True
@@ -208,9 +230,16 @@ class TradeRepairer:
         """Reads every queued window and hole now."""
         windows, self._windows = _merge(self._windows), []
         holes, self._holes = self._holes, []
+        lost: list[GapRow] = []
+        if self.writer.status.db_ok:
+            lost, self._lost = sorted(self._lost.values(), key=lambda g: g.gap_start), {}
         starts = [w.start_ms for w in windows] + [h.start_ms for h in holes]
+        starts += [_floor_ms(g.gap_start) for g in lost]
         self._reading_from_ms = min(starts) if starts else None
         try:
+            for g in lost:
+                start_ms, end_ms = _floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
+                await self._repair_window(Window(start_ms, end_ms, g.reason, False), lost=g)
             for w in windows:
                 await self._repair_window(w)
             for h in holes:
@@ -220,7 +249,8 @@ class TradeRepairer:
         finally:
             self._reading_from_ms = None
 
-    async def _repair_window(self, w: Window) -> None:
+    async def _repair_window(self, w: Window, *, lost: GapRow | None = None) -> None:
+        """Re-reads `w`; `lost`: the writer's loss row it repairs, recorded repaired=True."""
         start = w.start_ms
         seen: set[str] = set()
         recovered = 0
@@ -253,6 +283,14 @@ class TradeRepairer:
             return
         self.windows_repaired += 1
         self.trades_recovered += recovered
+        if lost is not None:
+            log.info(
+                "%s: re-read %d trades of %s..%s that the writer had dropped",
+                *(self.table, len(seen), lost.gap_start, lost.gap_end),
+            )
+            now = datetime.fromtimestamp(self.clock.now(), UTC)
+            self.writer.add(DATA_GAPS, None, lost._replace(repaired=True, detected_at=now))
+            return
         if recovered or w.always_record:
             log.info("%s: repaired %s (%d trades recovered)", self.table, w.reason, recovered)
             self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
@@ -357,6 +395,10 @@ class TradeRepairer:
         )
         self.writer.add(DATA_GAPS, None, row)
         self.writer.status.note_gap()
+
+
+def _floor_ms(at: datetime) -> int:
+    return math.floor(at.timestamp() * 1000)
 
 
 def _merge(windows: list[Window]) -> list[Window]:

@@ -37,34 +37,30 @@ def unknown_fields(kind: str, data: Any) -> frozenset[str]:
 
 def parse_price_index(data: Any, *, currency: str, received_at: datetime) -> IndexPriceRow:
     """A `deribit_price_index.{index}` notification's data -> row of kind "price"."""
-    d = require_dict(data, "price_index")
-    try:
-        name, price, ts = d["index_name"], d["price"], d["timestamp"]
-    except KeyError as e:
-        raise missing("price_index", e) from None
-    return IndexPriceRow(
-        ms_to_datetime(ts),
-        text(name, "index_name"),
-        currency,
-        KIND_PRICE,
-        num(price, "price"),
-        received_at,
-    )
+    return _index_value(data, "price_index", "price", KIND_PRICE, currency, received_at)
 
 
 def parse_dvol(data: Any, *, currency: str, received_at: datetime) -> IndexPriceRow:
     """A `deribit_volatility_index.{index}` notification's data -> row of kind "dvol"."""
-    d = require_dict(data, "dvol")
+    return _index_value(data, "dvol", "volatility", KIND_DVOL, currency, received_at)
+
+
+def _index_value(
+    data: Any, what: str, value_field: str, kind: str, currency: str, received_at: datetime
+) -> IndexPriceRow:
+    """An {index_name, `value_field`, timestamp} notification -> row of `kind`; `what` names
+    the message in errors."""
+    d = require_dict(data, what)
     try:
-        name, vol, ts = d["index_name"], d["volatility"], d["timestamp"]
+        name, value, ts = d["index_name"], d[value_field], d["timestamp"]
     except KeyError as e:
-        raise missing("dvol", e) from None
+        raise missing(what, e) from None
     return IndexPriceRow(
         ms_to_datetime(ts),
         text(name, "index_name"),
         currency,
-        KIND_DVOL,
-        num(vol, "volatility"),
+        kind,
+        num(value, value_field),
         received_at,
     )
 

@@ -1,17 +1,48 @@
-"""The database connection pool: opened explicitly, checked on checkout, never blocking start-up."""
+"""The database connection pool: opened explicitly, checked on checkout, never blocking start-up;
+and the start-up wait for a database that is not up yet (`start_when_database_ready`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+from scripts.logs import mask_secrets
+from scripts.runtime import EXIT_FAILURE, EXIT_OK
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 10.0
 RECONNECT_TIMEOUT_S = 300.0
+WAIT_BASE_S = 0.5  # start-up wait for the database: first retry ...
+WAIT_MAX_S = 15.0  # ... and the cap (jittered 50-100 %)
+WAIT_LOG_EVERY_S = 60.0
+# Connection failures that waiting cannot cure: the server answered and refused this URL.
+# (psycopg gives no SQLSTATE for a failed connection attempt, only libpq's message.)
+FATAL_CONNECT_MESSAGES = (
+    "authentication failed",  # password, scram, md5, peer, ident
+    "does not exist",  # role or database
+    "no pg_hba.conf entry",
+    "no password supplied",
+)
+TIMESCALEDB_MISSING = (
+    "TimescaleDB is not installed in this PostgreSQL: use the timescale/timescaledb image or "
+    "install timescaledb-2-postgresql-<major> (and add timescaledb to shared_preload_libraries)"
+)
+
+
+class DatabaseUnusable(Exception):
+    """The database answered, but this DATABASE_URL can never work (authentication, a missing
+    database or role, no TimescaleDB): fail at once with the message instead of waiting."""
 
 
 async def open_pool(
@@ -23,7 +54,30 @@ async def open_pool(
     reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
     application_name: str = "chaintape",
 ) -> AsyncConnectionPool[AsyncConnection[Any]]:
-    """An open pool; returns at once even when the database is down (`open(wait=False)`).
+    """`new_pool`, opened; returns at once even when the database is down (`open(wait=False)`)."""
+    pool = new_pool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout_s=timeout_s,
+        reconnect_timeout_s=reconnect_timeout_s,
+        application_name=application_name,
+    )
+    await pool.open(wait=False)
+    return pool
+
+
+def new_pool(
+    database_url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    timeout_s: float = POOL_TIMEOUT_S,
+    reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+    application_name: str = "chaintape",
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """A pool not opened yet (`open(wait=False)` it once the database answers: until then it
+    would log each of its own connection attempts).
 
     Every connection is checked when handed out (`check_connection`), so a connection killed by
     a database restart is replaced instead of failing the next flush. `timeout_s` bounds how
@@ -41,7 +95,6 @@ async def open_pool(
         kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": application_name},
         name=application_name,
     )
-    await pool.open(wait=False)
     return pool
 
 
@@ -81,3 +134,134 @@ class RetrySchedule:
         outage = None if self.down_since is None else time.monotonic() - self.down_since
         self.failures, self.down_since, self.retry_at = 0, None, 0.0
         return outage
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    line = " ".join(text.splitlines()[0].split())
+    return line.removeprefix("connection failed: ")
+
+
+def classify_connect_error(exc: BaseException) -> str:
+    """The one-line, secret-free reason a connection attempt failed, when waiting may cure it
+    (refused, timed out, the server starting or shutting down, a host not resolvable yet);
+    raises DatabaseUnusable when it cannot (see FATAL_CONNECT_MESSAGES)."""
+    reason = mask_secrets(_first_line(exc))
+    if isinstance(exc, psycopg.ProgrammingError) or any(
+        m in str(exc).lower() for m in FATAL_CONNECT_MESSAGES
+    ):
+        raise DatabaseUnusable(f"the database refuses DATABASE_URL: {reason}") from None
+    return reason
+
+
+async def probe_database(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
+    """None when the database answers and offers TimescaleDB; else why it does not answer (a
+    reason worth waiting on). Raises DatabaseUnusable when waiting cannot help."""
+    try:
+
+        async def ask() -> tuple[Any, ...] | None:
+            async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s))
+            ) as conn:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+                )
+                return await cur.fetchone()
+
+        row = await asyncio.wait_for(ask(), connect_timeout_s + 5.0)
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        return classify_connect_error(exc)
+    if row is None or row[0] == 0:
+        raise DatabaseUnusable(TIMESCALEDB_MISSING)
+    return None
+
+
+async def wait_for_database(
+    url: str,
+    stop: asyncio.Event,
+    *,
+    name: str,
+    on_wait: Callable[[str | None], None] | None = None,
+    base_s: float = WAIT_BASE_S,
+    max_s: float = WAIT_MAX_S,
+    log_every_s: float = WAIT_LOG_EVERY_S,
+) -> bool:
+    """Waits until the database answers: True then, False when `stop` is set first (at any
+    moment, a connection attempt in flight included).
+
+    Tries again with capped, jittered backoff; logs the first failure and then at most once
+    every `log_every_s`, with the reason (secrets masked); calls `on_wait(reason)` after each
+    failure (e.g. for the status file). Raises DatabaseUnusable at once for a URL that can
+    never work (see `classify_connect_error`).
+    """
+    retry = RetrySchedule(base_s, max_s)
+    logged_at: float | None = None
+    while not stop.is_set():
+        probe = asyncio.create_task(probe_database(url))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([probe, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not probe.done():
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await probe
+            return False
+        reason = probe.result()  # (raises DatabaseUnusable)
+        if reason is None:
+            outage_s = retry.recovered()
+            if outage_s is not None:
+                log.info("%s: the database answers, after %.0f s of waiting", name, outage_s)
+            return True
+        retry.failed()
+        now = time.monotonic()
+        if logged_at is None or now - logged_at >= log_every_s:
+            log.warning("%s: waiting for the database: %s", name, reason)
+            logged_at = now
+        if on_wait is not None:
+            on_wait(reason)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, retry.retry_at - time.monotonic()))
+    return False
+
+
+async def start_when_database_ready(
+    url: str,
+    stop: asyncio.Event,
+    setup: Callable[[], Awaitable[None]],
+    *,
+    name: str,
+    on_wait: Callable[[str | None], None] | None = None,
+) -> int | None:
+    """A service's start: waits for the database (`wait_for_database`), then runs `setup`
+    (schema, reading the previous run's state); when `setup` fails because the database went
+    away again, waits again.
+
+    Returns None when the service may go on (`on_wait(None)` was called), else its exit code:
+    0 when `stop` came first, 1 when the start failed, said in one ERROR line (a URL that can
+    never work, a migration error) or with the traceback of a `setup` error that is not the
+    database's absence.
+    """
+    from scripts.storage.migrate import MigrationError
+
+    try:
+        while await wait_for_database(url, stop, name=name, on_wait=on_wait):
+            try:
+                await setup()
+            except Exception as exc:
+                reason = await probe_database(url)
+                if reason is None:
+                    raise
+                log.warning("%s: the database went away during start-up (%s); waiting", name, exc)
+                if on_wait is not None:
+                    on_wait(reason)
+                continue
+            if on_wait is not None:
+                on_wait(None)
+            return None
+    except (DatabaseUnusable, MigrationError) as exc:
+        log.error("%s: %s; exiting (a spool left by an earlier run waits on disk)", name, exc)
+        return EXIT_FAILURE
+    except Exception:
+        log.exception("%s: the start failed", name)
+        return EXIT_FAILURE
+    return EXIT_OK

@@ -83,6 +83,7 @@ class WriterStatus:
     last_db_flush_at: float | None = None
     last_flush_to: str | None = None  # "db" or "spool"
     db_ok: bool = False
+    waiting_for_database: str | None = None  # why the start waits (state "waiting")
     details: dict[str, Any] = field(default_factory=dict)
 
     def note_messages(self, n: int = 1) -> None:
@@ -126,6 +127,7 @@ class WriterStatus:
             "connected": self.connected,
             "disconnected_since": self.disconnected_since,
             "db_ok": self.db_ok,
+            "waiting_for_database": self.waiting_for_database,
             "spool_bytes": self.spool_bytes,
             "rows_spooled": self.rows_spooled,
             "rows_dropped": self.rows_dropped,
@@ -297,8 +299,9 @@ def record_loss(
     rows: list[tuple],
     reason: str,
     now: datetime,
-) -> bool:
-    """Records dropped rows as a `data_gaps` window in `held`; True when a new gap row began.
+) -> tuple[GapRow, bool]:
+    """Records dropped rows as a `data_gaps` window in `held`; returns the gap row that now
+    covers them and True when it is a new row (False: an earlier row was extended).
 
     The window is the rows' min..max time. `open_windows` maps a table to the start of its
     current loss window: a loss that follows it in time extends it (an outage longer than the
@@ -314,9 +317,10 @@ def record_loss(
         if (g.table_name, g.gap_start, g.scope) == (table, open_start, LOSS_SCOPE):
             if start >= g.gap_end:
                 held[i] = g._replace(gap_end=end)
-                return False
+                return held[i], False
             break
-    held.append(GapRow(table, currency, LOSS_SCOPE, start, end, reason, False, now))
+    row = GapRow(table, currency, LOSS_SCOPE, start, end, reason, False, now)
+    held.append(row)
     if open_start is None or start >= open_start:
         open_windows[table] = start
-    return True
+    return row, True

@@ -13,7 +13,8 @@ Policies:
   new rows.
 - Spool full or absent: the refused rows' window goes to `data_gaps` (scope "spool_full"),
   rows are counted in `rows_dropped` and logged; gap rows themselves stay in memory until the
-  database takes them.
+  database takes them. `on_rows_lost(row)` hears of each (new or extended): a collector with
+  a repair path (trades: REST) re-reads the window and writes that row again, repaired.
 - A row the database refuses (bad value): the batch is bisected down to that row, which is
   kept in `rejected_messages`; the rest is written.
 - `drain`: buffered rows go to the database, or to the spool when the database cannot take
@@ -104,6 +105,7 @@ class BatchWriter:
         retry_base_s: float = 0.5,
         retry_max_s: float = 30.0,
         on_previous_run: Callable[[status.PreviousRun], None] | None = None,
+        on_rows_lost: Callable[[GapRow], None] | None = None,
     ) -> None:
         self._url = database if isinstance(database, str) else None
         self._pool: AsyncConnectionPool[Any] | None = None if self._url else database  # type: ignore[assignment]
@@ -116,6 +118,7 @@ class BatchWriter:
         self.status_file = status_file
         self.db_timeout_s = db_timeout_s
         self.on_previous_run = on_previous_run
+        self.on_rows_lost = on_rows_lost
         self.status = status.WriterStatus(collector_name, currency, version)
         self.previous_run: status.PreviousRun | None = None
         self.max_buffered_seen = 0
@@ -171,6 +174,12 @@ class BatchWriter:
             self._held_gaps.clear()
         return batches
 
+    def report_waiting(self, reason: str | None) -> None:
+        """State "waiting" for the database at start, with why, in the status file (None: go)."""
+        self.status.state = "waiting" if reason is not None else "running"
+        self.status.waiting_for_database = reason
+        self._write_status_file()
+
     # ---- the flush task ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Flushes by size or time until `stop` is set, then drains.
@@ -218,8 +227,9 @@ class BatchWriter:
         self._after_round("db")
         return True
 
-    async def drain(self, deadline_s: float | None = None) -> None:
-        """Puts every buffered row in the database, or in the spool after the deadline."""
+    async def drain(self, deadline_s: float | None = None, *, to_database: bool = True) -> None:
+        """Puts every buffered row in the database, or in the spool after the deadline (at
+        once, leaving the database alone, with `to_database=False`: it never answered)."""
         if self._closed:
             return
         deadline = time.monotonic() + (
@@ -231,7 +241,7 @@ class BatchWriter:
         while self._buffered or self._held_gaps:
             remaining = deadline - time.monotonic()
             spool_busy = self.spool is not None and not self.spool.is_empty
-            if remaining < 0.2 or self._retry.down or spool_busy:
+            if remaining < 0.2 or self._retry.down or spool_busy or not to_database:
                 # Behind a non-empty spool the rows keep their order by joining it.
                 self._spool_batches(self._take_buffers(), "drain")
                 break
@@ -244,7 +254,7 @@ class BatchWriter:
         self._closed = True
         self.status.state = "stopped"
         remaining = deadline - time.monotonic()
-        if not self._retry.down and remaining > 0.2:
+        if not self._retry.down and to_database and remaining > 0.2:
             try:
                 await self._in_txn(lambda c: status.mark_stopped(c, self.status), remaining)
             except TRANSIENT_ERRORS as exc:
@@ -454,7 +464,13 @@ class BatchWriter:
         self.status.rows_dropped += len(rows)
         reason = "spool full: rows dropped" if self.spool is not None else "no spool: rows dropped"
         held = self._held_gaps
-        if status.record_loss(held, self._open_losses, spec, currency, rows, reason, now):
+        gap, new = status.record_loss(held, self._open_losses, spec, currency, rows, reason, now)
+        if self.on_rows_lost is not None:
+            try:
+                self.on_rows_lost(gap)
+            except Exception:  # the caller's bug must not stop the writer
+                log.exception("writer %s: on_rows_lost failed", self.collector_name)
+        if new:
             self.status.note_gap()
             log.error(
                 "writer %s: DROPPING rows of %s from %s (%s, %s); the window goes to data_gaps, "

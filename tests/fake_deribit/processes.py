@@ -235,13 +235,7 @@ def _lifecycle_proc(m: Market) -> Process:
             due = [i for i in cs.active() if not i.is_perp and i.expiry_ms <= ts]
             for inst in due:
                 inst.mark_expired()
-                for state in ("settled", "closed"):
-                    m.emit(
-                        "instrument_state",
-                        ts,
-                        inst.name,
-                        {"instrument_name": inst.name, "state": state, "timestamp": ts},
-                    )
+                _emit_states(m, inst.name, ts, ("settled", "closed"))
             if due:
                 cs.refresh()
         if m._next_listing is not None and m._next_listing <= ts:
@@ -254,6 +248,14 @@ def _lifecycle_proc(m: Market) -> Process:
     return proc
 
 
+def _emit_states(m: Market, name: str, ts: int, states: tuple[str, ...]) -> None:
+    """One `instrument_state` event per state, in order, all at `ts`."""
+    for state in states:
+        m.emit(
+            "instrument_state", ts, name, {"instrument_name": name, "state": state, "timestamp": ts}
+        )
+
+
 def _list_expiry(m: Market, cs: CurrencyState, ts: int) -> None:
     """A new option expiry beyond the furthest listed one: created, then started."""
     last = max((o.expiry_ms for o in cs.options), default=ts)
@@ -264,12 +266,6 @@ def _list_expiry(m: Market, cs: CurrencyState, ts: int) -> None:
         m._register(inst)
         m._open_book(cs, inst, ts, m._rng_life)
         m.emit("instrument_created", ts, inst.name, inst.info)
-        for state in ("created", "started"):
-            m.emit(
-                "instrument_state",
-                ts,
-                inst.name,
-                {"instrument_name": inst.name, "state": state, "timestamp": ts},
-            )
+        _emit_states(m, inst.name, ts, ("created", "started"))
     cs.options += chain
     cs.refresh()

@@ -35,6 +35,14 @@ MAX_DVOL_POINTS = 1000
 FUNDING_LENGTHS = {"8h": 8 * HOUR_MS, "24h": 24 * HOUR_MS, "1m": 30 * DAY_MS}
 
 
+def _resolution_ms(p: Params, resolutions: dict[str, int], unit_ms: int) -> int:
+    """The required `resolution` parameter, one of `resolutions` (in units of `unit_ms`)."""
+    text = p.string("resolution", required=True)
+    if text not in resolutions:
+        raise invalid_params("wrong format", "resolution")
+    return resolutions[text] * unit_ms
+
+
 class TradeMethods:
     def __init__(self, market: Market) -> None:
         self.market = market
@@ -131,10 +139,7 @@ class TradeMethods:
         inst = self._instrument(p)
         start, end = self._times(p, True)
         assert start is not None and end is not None
-        res_text = p.string("resolution", required=True)
-        if res_text not in CHART_RESOLUTIONS:
-            raise invalid_params("wrong format", "resolution")
-        res = CHART_RESOLUTIONS[res_text] * MINUTE_MS
+        res = _resolution_ms(p, CHART_RESOLUTIONS, MINUTE_MS)
         out: dict[str, Any] = {k: [] for k in ("volume", "cost", "ticks")}
         out["status"] = "no_data"
         for k in ("open", "low", "high", "close"):
@@ -248,10 +253,7 @@ class TradeMethods:
         cs = self._dvol_currency(p)
         start, end = self._times(p, True)
         assert start is not None and end is not None
-        res_text = p.string("resolution", required=True)
-        if res_text not in DVOL_RESOLUTIONS:
-            raise invalid_params("wrong format", "resolution")
-        res = DVOL_RESOLUTIONS[res_text] * 1000
+        res = _resolution_ms(p, DVOL_RESOLUTIONS, 1000)
         end = min(end, self.market.now_ms)
         first = math.ceil(start / res) * res
         last = end - end % res

@@ -10,6 +10,8 @@ module, so stopping the database cannot disturb other tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import signal
 import subprocess
@@ -24,10 +26,14 @@ import pytest
 
 from scripts.clock import SimClock
 from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.rest_service import RestService
 from scripts.config import load_settings
+from scripts.funding_rates_collector import build_funding
+from scripts.healthcheck import check as healthcheck_verdict
 from scripts.storage.status import read_status_file, status_file_path
 from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.fake_deribit.server import FakeDeribit
+from tests.integration.rest_support import fake_settings
 from tests.integration.test_realtime_collector import (
     SPEED,
     assert_trades_exact,
@@ -38,6 +44,7 @@ from tests.integration.test_realtime_collector import (
     query,
     quote_key,
     sent_quotes,
+    truth_trades,
     wait_for,
 )
 from tests.support.collector_proc import (
@@ -275,6 +282,18 @@ async def test_database_outage_of_ten_minutes_loses_nothing_and_stays_healthy(
 
 
 # ---- 1b. an outage longer than the spool holds ---------------------------------------------------
+async def trade_loss_windows(db: str) -> list[tuple[int, int, bool]]:
+    """The writer's `data_gaps` rows for trades it dropped: (start ms, end ms, repaired)."""
+    rows = await query(
+        db,
+        "SELECT (extract(epoch from gap_start) * 1000)::bigint, "
+        "(extract(epoch from gap_end) * 1000)::bigint, repaired FROM data_gaps "
+        "WHERE table_name = %s AND scope = 'spool_full' ORDER BY gap_start",
+        TRADES,
+    )
+    return [(int(r[0]), int(r[1]), bool(r[2])) for r in rows]
+
+
 async def test_outage_beyond_the_spool_loses_exactly_the_windows_in_data_gaps(
     db: str,
     private_cluster: PgCluster,
@@ -300,6 +319,13 @@ async def test_outage_beyond_the_spool_loses_exactly_the_windows_in_data_gaps(
     assert 0 < during["spool_bytes"] <= spool_max
     await start_database(private_cluster)
     await wait_for(lambda: c.status_file().get("spool_bytes") == 0, 60, "spool replayed")
+
+    async def trades_repaired() -> bool:
+        wins = await trade_loss_windows(db)
+        return bool(wins) and all(w[2] for w in wins)
+
+    # The trades the writer dropped are re-read through REST once the database takes writes.
+    await wait_for(trades_repaired, 60, "the dropped trades re-read")
     await asyncio.sleep(2 * MINUTE_WALL_S)
     cut_ms = market_cut_ms(fake)
     await quotes_caught_up(db, cut_ms)
@@ -331,37 +357,28 @@ async def test_outage_beyond_the_spool_loses_exactly_the_windows_in_data_gaps(
     assert missing and qwin
     assert [q for q in missing if not inside(q[1], qwin)] == []
     assert [q for q in stored if inside(q[1], qwin, strict=True)] == []
-    # Trades: the same, against the market's trades (none is re-read through REST here: the
-    # stream never broke, so the collector has no window to repair).
+    # Trades have a repair path: what the writer dropped was re-read through REST once the
+    # database was back, so they are exact, and the writer's loss rows say repaired.
+    assert windows(TRADES) == []
+    twin = await trade_loss_windows(db)
+    assert twin and all(repaired for _, _, repaired in twin)
     lo_ms = await first_start_ms(db)
-    truth = {
-        t["trade_id"]: t["timestamp"]
-        for t in fake.truth.trades
-        if t["instrument_name"].startswith("ETH-")
-        and len(t["instrument_name"].split("-")) == 4
-        and lo_ms <= t["timestamp"] <= cut_ms
-    }
-    rows = await query(
-        db,
-        "SELECT trade_id FROM eth_option_trades WHERE timestamp BETWEEN "
-        "to_timestamp(%s / 1000.0) AND to_timestamp(%s / 1000.0)",
-        lo_ms,
-        cut_ms,
-    )
-    ids = Counter(r[0] for r in rows)
-    assert [i for i, n in ids.items() if n > 1] == [] and set(ids) <= set(truth)
-    twin = windows(TRADES)
-    lost_trades = [i for i in truth if i not in ids]
-    assert [i for i in lost_trades if not inside(truth[i], twin)] == []
-    assert [i for i in ids if inside(truth[i], twin, strict=True)] == []
+    await assert_trades_exact(db, fake, lo_ms, cut_ms)
+    truth = truth_trades(fake, lo_ms, cut_ms)
+    tspans = [(lo, hi) for lo, hi, _ in twin]
+    dropped_trades = [i for i, t in truth.items() if inside(t["timestamp"], tspans)]
+    assert dropped_trades  # the windows held trades, all of them stored now
+    said = c.log.read_text()
+    assert "that the writer had dropped" in said
 
     st = await db_status(db)
     dropped = st["details"]["rows_dropped"]
     print(
-        f"spool {spool_max} bytes; dropped {dropped} rows: {sum(missing.values())} quotes, "
-        f"{len(lost_trades)} trades"
+        f"spool {spool_max} bytes; dropped {dropped} rows: {sum(missing.values())} quotes lost; "
+        f"{len(dropped_trades)} trades in {len(twin)} repaired windows"
     )
-    assert dropped >= sum(missing.values()) + len(lost_trades)
+    assert dropped >= sum(missing.values())
+    assert st["details"]["trade_repair"]["windows_failed"] == 0
     assert st["gaps_total"] >= len(gaps) and st["spool_bytes"] == 0
 
 
@@ -428,16 +445,30 @@ async def test_sigkill_at_random_points_of_an_hour_loses_no_trade_and_doubles_no
         if not private_cluster.running:
             left = {p.name: p.stat().st_size for p in spool_files(c)}
             assert left  # the killed process left its rows in the spool
-            # A start while the database is still down ends at once, saying why in one line,
-            # and leaves the spool alone.
+            # A start while the database is still down waits for it, saying why (in the log
+            # once, and to the health check), and leaves the spool alone meanwhile.
+            waited_from = time.monotonic()
             await c.start(wait=False)
-            assert c.proc is not None and await wait_exit(c.proc, 60) == 1
-            said = c.log.read_text().splitlines()[-1]
-            assert " ERROR " in said and "cannot connect to the database" in said, said
+            await wait_for(
+                lambda: (
+                    c.status_file().get("pid") == c.pid
+                    and c.status_file().get("state") == "waiting"
+                ),
+                60,
+                "the start waiting for the database",
+            )
+            code, line = await c.health()
+            assert code == 1 and line.startswith("unhealthy: waiting for the database: "), line
+            assert "Connection refused" in line, line
+            await asyncio.sleep(1.0)  # a few attempts
+            assert c.proc is not None and c.proc.poll() is None
             assert {p.name: p.stat().st_size for p in spool_files(c)} == left
+            said = [ln for ln in c.log.read_text().splitlines() if "waiting for the database" in ln]
+            if time.monotonic() - waited_from < 50:  # (logged again once a minute)
+                assert len(said) == 1 and " WARNING " in said[0], said
             await start_database(private_cluster)
-            # The next start replays them; kill it in the middle of that replay.
-            await c.start(wait=False)
+            # Once the database answers, the waiting process replays the spool; kill it in the
+            # middle of that replay.
             assert await wait_replay_in_progress(db) > 0  # the status says what waits
             await asyncio.sleep(rng.uniform(0.0, 0.1))
             await kill("spool replay")
@@ -707,3 +738,108 @@ async def test_health_check_from_outside_follows_the_exchange_and_the_process(
     assert st["reconnects"] >= 2 and st["gaps_total"] >= 1
     gaps = await query(db, "SELECT reason FROM data_gaps WHERE table_name = %s", QUOTES)
     assert any(r[0].startswith("websocket down") for r in gaps)
+
+
+# ---- 7. starting while the database is down, or with a URL that can never work ------------------
+async def test_starts_wait_for_a_database_that_is_down_and_sigterm_ends_the_wait(
+    db: str,
+    private_cluster: PgCluster,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+    deployments: list[Collector],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = await fake_hour(hour_market(listing_every_s=None))
+    await stop_database(private_cluster, "fast")
+    # The real-time collector: waits, unhealthy saying why, and SIGTERM ends the wait: exit 0.
+    c = Collector(fake, db, tmp_path / "ws")
+    deployments.append(c)
+    c.log.parent.mkdir(parents=True)
+    await c.start(wait=False)
+    await wait_for(lambda: c.status_file().get("state") == "waiting", 60, "waiting")
+    code, line = await c.health()
+    assert code == 1 and line.startswith("unhealthy: waiting for the database: "), line
+    assert await c.stop() == 0
+    assert c.status_file()["state"] == "stopped"
+    said = c.log.read_text()
+    assert " ERROR " not in said and "waiting for the database: " in said
+    assert fake.stats.connections == 0  # it collected nothing
+
+    # A REST collector (funding) waits the same way, then collects once the database answers.
+    settings = fake_settings(
+        fake, db, tmp_path / "rest", CURRENCIES="ETH", FUNDING_BACKFILL_HOURS="2"
+    )
+
+    def rest_state() -> dict[str, Any]:
+        path = status_file_path(settings.spool_dir, "funding")
+        return read_status_file(path) if path.exists() else {}
+
+    async def start_rest() -> tuple[asyncio.Event, asyncio.Task[int]]:
+        stop = asyncio.Event()
+        service = RestService(settings, "funding", build_funding, clock=fake.clock)
+        task = asyncio.create_task(service.run(stop))
+        await wait_for(lambda: rest_state().get("state") == "waiting", 60, "REST waiting")
+        return stop, task
+
+    stop, task = await start_rest()
+    reason = healthcheck_verdict(settings, "funding")
+    assert reason is not None and reason.startswith("waiting for the database: "), reason
+    await asyncio.sleep(1.5)  # several attempts: logged once (then once a minute), quietly
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(": ")[1] for r in said] == ["waiting for the database"], said
+    stop.set()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert rest_state()["state"] == "stopped"
+
+    stop, task = await start_rest()
+    await start_database(private_cluster)
+
+    async def funding_stored() -> bool:
+        with contextlib.suppress(psycopg.Error):  # (the table comes with the schema)
+            return await count(db, "funding_rates") > 0
+        return False
+
+    await wait_for(funding_stored, 60, "funding rates stored after the wait")
+    assert rest_state()["state"] == "running" and rest_state()["db_ok"] is True
+    assert healthcheck_verdict(settings, "funding") is None
+    stop.set()
+    assert await asyncio.wait_for(task, 60) == 0
+
+
+async def test_a_database_url_that_can_never_work_exits_1_at_once_with_one_line(
+    db: str,
+    private_cluster: PgCluster,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+    deployments: list[Collector],
+) -> None:
+    fake = await fake_hour(hour_market(listing_every_s=None))
+    role, password = "chaintape_pw_test", "right-password-123"
+    with psycopg.connect(private_cluster.url(), autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        hba = private_cluster.datadir / "pg_hba.conf"  # the cluster trusts everyone else
+        if role not in hba.read_text():
+            hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
+        conn.execute("SELECT pg_reload_conf()")
+    dbname = db.rsplit("/", 1)[1]
+    cases = {
+        "password": (
+            private_cluster.url(dbname, user=role, password="wrong-password-456"),
+            f'password authentication failed for user "{role}"',
+        ),
+        "database": (private_cluster.url("no_such_db"), 'database "no_such_db" does not exist'),
+    }
+    for case, (url, why) in cases.items():
+        c = Collector(fake, url, tmp_path / case)
+        deployments.append(c)
+        c.log.parent.mkdir(parents=True)
+        await c.start(wait=False)
+        assert c.proc is not None and await wait_exit(c.proc, 60) == 1
+        lines = c.log.read_text().splitlines()
+        bad = [ln for ln in lines if " ERROR " in ln or " WARNING " in ln]
+        assert len(bad) == 1 and " ERROR " in bad[0] and why in bad[0], lines
+        assert "wrong-password-456" not in c.log.read_text()
+        assert "waiting for the database" not in c.log.read_text()  # it did not wait
+        print(bad[0])
+    assert fake.stats.connections == 0

@@ -105,6 +105,13 @@ def test_stopped_and_unreadable_status(tmp_path: Path) -> None:
     assert code == 1 and line.startswith("unhealthy: status file ") and "unreadable" in line
 
 
+def test_waiting_for_the_database_at_start_is_unhealthy_with_the_reason(tmp_path: Path) -> None:
+    why = 'connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+    _status(tmp_path, state="waiting", waiting_for_database=why)
+    code, line = healthcheck(tmp_path, SPOOL_DIR=str(tmp_path), CURRENCY="BTC")
+    assert (code, line) == (1, f"unhealthy: waiting for the database: {why}")
+
+
 def test_which_collector_cannot_be_told(tmp_path: Path) -> None:
     _status(tmp_path, "rest", last_flush_at=time.time())
     _status(tmp_path, "funding", last_flush_at=time.time())

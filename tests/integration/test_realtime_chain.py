@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from scripts.clock import SimClock
 from scripts.collectors.realtime_service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.limiter import GET_INSTRUMENTS_BURST
 from tests.fake_deribit.faults import Faults
-from tests.fake_deribit.market import DEFAULT_START_MS, MarketConfig
+from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.fake_deribit.server import FakeDeribit
 from tests.integration.test_realtime_collector import (
     SubscribeLog,
@@ -28,30 +27,15 @@ from tests.integration.test_realtime_collector import (
     stop_collector,
     wait_for,
 )
+from tests.support.realtime import sim_fakes
 
 SPEED = 60.0  # a market minute per wall second
 
 
 @pytest.fixture
 async def make_fake() -> AsyncIterator[Callable[..., Any]]:
-    fakes: list[FakeDeribit] = []
-
-    async def make(
-        config: MarketConfig,
-        faults: Faults | None = None,
-        before_start: Callable[[FakeDeribit], None] | None = None,
-    ) -> FakeDeribit:
-        clock = SimClock.starting_now(DEFAULT_START_MS / 1000, SPEED)
-        fake = FakeDeribit(config, clock=clock, faults=faults, heartbeat_scale=0.05)
-        if before_start is not None:
-            before_start(fake)
-        await fake.start()
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        await fake.stop()
+    async with sim_fakes(SPEED) as make:
+        yield make
 
 
 def quote_channels(names: set[str]) -> set[str]:

@@ -17,13 +17,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.clock import SimClock
 from scripts.collectors.options_realtime import OptionsRealtimeCollector
 from scripts.collectors.realtime_service import apply_settings_schema, run_realtime
 from scripts.config import Settings, load_settings
 from tests.fake_deribit.faults import Faults
-from tests.fake_deribit.market import DEFAULT_START_MS, MarketConfig
+from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
+from tests.support.realtime import quote_key, sent_quote_key, sim_fakes
 
 SPEED = 120.0  # a market hour in 30 wall seconds
 HOUR_S = 3600.0
@@ -168,29 +168,10 @@ async def db_trades(database_url: str, lo_ms: int, hi_ms: int) -> list[tuple[Any
     )
 
 
-def quote_key(name: str, ts_ms: int, bp: Any, ba: Any, ap: Any, aa: Any) -> tuple[Any, ...]:
-    """A quote as the row stores it: an empty side (amount 0 or null) is NULL, NULL."""
-    bid = (None, None) if not ba else (float(bp), float(ba))
-    ask = (None, None) if not aa else (float(ap), float(aa))
-    return (name, ts_ms, *bid, *ask)
-
-
 def sent_quotes(fake: FakeDeribit, hi_ms: int) -> Counter[tuple[Any, ...]]:
-    out: Counter[tuple[Any, ...]] = Counter()
-    for s in fake.truth.sent_on("quote."):
-        d = s.data
-        if d["timestamp"] <= hi_ms:
-            out[
-                quote_key(
-                    d["instrument_name"],
-                    d["timestamp"],
-                    d["best_bid_price"],
-                    d["best_bid_amount"],
-                    d["best_ask_price"],
-                    d["best_ask_amount"],
-                )
-            ] += 1
-    return out
+    return Counter(
+        sent_quote_key(s.data) for s in fake.truth.sent_on("quote.") if s.data["timestamp"] <= hi_ms
+    )
 
 
 async def db_quotes(database_url: str, hi_ms: int) -> Counter[tuple[Any, ...]]:
@@ -244,20 +225,14 @@ async def assert_trades_exact(
 
 @pytest.fixture
 async def fake_hour() -> AsyncIterator[Callable[..., Any]]:
-    fakes: list[FakeDeribit] = []
+    async with sim_fakes(SPEED) as make:
 
-    async def make(config: MarketConfig | None = None, faults: Faults | None = None) -> FakeDeribit:
-        clock = SimClock.starting_now(DEFAULT_START_MS / 1000, SPEED)
-        fake = FakeDeribit(
-            config or hour_market(), clock=clock, faults=faults, heartbeat_scale=0.05
-        )
-        await fake.start()
-        fakes.append(fake)
-        return fake
+        async def hour(
+            config: MarketConfig | None = None, faults: Faults | None = None
+        ) -> FakeDeribit:
+            return await make(config or hour_market(), faults)
 
-    yield make
-    for fake in fakes:
-        await fake.stop()
+        yield hour
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.models import GapRow
 from scripts.storage import tables
 from scripts.storage.spool import Spool, SpoolBatch, encode_frame
 from scripts.storage.status import read_status_file
@@ -123,7 +124,8 @@ async def test_full_spool_loses_exactly_the_window_recorded_in_data_gaps(
         )
     )
     spool = Spool(tmp_path, max_bytes=frame * 12, collector_name="ws-btc")  # ~2400 rows
-    writer = _writer(db, spool)
+    heard: list[GapRow] = []
+    writer = _writer(db, spool, on_rows_lost=heard.append)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
     await _feed(writer, 0, 1000)
@@ -150,6 +152,22 @@ async def test_full_spool_loses_exactly_the_window_recorded_in_data_gaps(
         assert g[5] is False
     in_a_gap = {i for i, t in enumerate(want) if any(g[2] <= t <= g[3] for g in gaps)}
     assert in_a_gap == set(missing)  # the windows are exactly the loss
+
+    # `on_rows_lost` heard of every loss as the stored row (its key, its latest end) ...
+    latest: dict[tuple[object, ...], GapRow] = {}
+    for h in heard:
+        key = (h.table_name, h.scope, h.gap_start, h.reason)
+        if key not in latest or h.gap_end > latest[key].gap_end:
+            latest[key] = h
+    assert {(g[0], g[1], g[2], g[4]): g[3] for g in gaps} == {
+        k: h.gap_end for k, h in latest.items()
+    }
+    # ... so a repairer writing that row again with repaired=True marks the stored one.
+    repairer = _writer(db, None, collector_name="repairer")
+    repairer.add_many(tables.DATA_GAPS, None, [h._replace(repaired=True) for h in latest.values()])
+    await repairer.drain()
+    after = query(db, "SELECT count(*), bool_and(repaired) FROM data_gaps")[0]
+    assert after == (len(gaps), True)
 
 
 def _run_spool_writer(db: str, spool_dir: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -83,24 +83,20 @@ def _rows_state(d: Any) -> list[Any]:
     return [instruments.parse_instrument_state(d)]
 
 
+_BAR_KW: dict[str, Any] = {
+    "instrument_name": "X",
+    "currency": "BTC",
+    "resolution": "1",
+    "received_at": RECV,
+}
+
+
 def _rows_tradingview(r: Any) -> list[Any]:
-    kw: dict[str, Any] = {
-        "instrument_name": "X",
-        "currency": "BTC",
-        "resolution": "1",
-        "received_at": RECV,
-    }
-    return bars.parse_tradingview(r, **kw)
+    return bars.parse_tradingview(r, **_BAR_KW)
 
 
 def _rows_candle(d: Any) -> list[Any]:
-    kw: dict[str, Any] = {
-        "instrument_name": "X",
-        "currency": "BTC",
-        "resolution": "1",
-        "received_at": RECV,
-    }
-    return [bars.parse_chart_candle(d, **kw)]
+    return [bars.parse_chart_candle(d, **_BAR_KW)]
 
 
 def _rows_funding(r: Any) -> list[Any]:

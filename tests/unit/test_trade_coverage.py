@@ -74,16 +74,22 @@ def build(tmp_path: Path) -> tuple[FrozenClock, TradeWatch, TradeRepairer, Trade
     return clock, watch, repairer, coverage
 
 
-def test_a_reconnect_window_starts_at_the_drop_and_closes_only_when_data_flows(
-    tmp_path: Path,
-) -> None:
-    clock, watch, repairer, coverage = build(tmp_path)
+def first_start_with_data(clock: FrozenClock, coverage: TradeCoverage) -> Socket:
+    """A first start whose trade socket connected and had data a market second later."""
     sock = Socket(connected=True)
     coverage.begin(None, "first start")
     coverage.connected()
     clock.t += 1
     sock.last_data_market_s = clock.t
     coverage.poll(sock)
+    return sock
+
+
+def test_a_reconnect_window_starts_at_the_drop_and_closes_only_when_data_flows(
+    tmp_path: Path,
+) -> None:
+    clock, watch, repairer, coverage = build(tmp_path)
+    sock = first_start_with_data(clock, coverage)
     watch.observe([trade(T0 + 5, 1)])
     clock.t = T0 + 10
     coverage.disconnected("dropped")
@@ -106,12 +112,7 @@ def test_a_reconnect_window_starts_at_the_drop_and_closes_only_when_data_flows(
 
 def test_a_silence_on_the_trade_socket_is_re_read_when_data_returns(tmp_path: Path) -> None:
     clock, watch, repairer, coverage = build(tmp_path)
-    sock = Socket(connected=True)
-    coverage.begin(None, "first start")
-    coverage.connected()
-    clock.t += 1
-    sock.last_data_market_s = clock.t
-    coverage.poll(sock)
+    sock = first_start_with_data(clock, coverage)
     watch.observe([trade(T0 + 1, 1)])
     clock.t = T0 + 20  # no notification for 19 s
     coverage.poll(sock)
