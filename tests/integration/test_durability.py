@@ -539,10 +539,15 @@ async def all_quotes(db: str) -> Counter[tuple[Any, ...]]:
     return await db_quotes(db, 4_000_000_000_000)  # year 2096
 
 
+IN_FLIGHT_S = 0.5
+
+
 async def sigterm_timed(c: Collector, deadline_s: float) -> tuple[int, float, int]:
     """SIGTERM; returns the exit code, the wall seconds it took and how many frames the fake
-    had sent when the signal went out."""
+    had sent half a second before the signal went out (frames still in flight on the socket
+    when the signal arrives are not yet the collector's to keep)."""
     sent_at_signal = len(c.fake.truth.sent)
+    await asyncio.sleep(IN_FLIGHT_S)
     started = time.monotonic()
     code = await c.stop(timeout_s=deadline_s + 60)
     return code, time.monotonic() - started, sent_at_signal
