@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
@@ -19,7 +16,6 @@ import websockets
 from scripts.collectors.realtime_service import apply_settings_schema
 from scripts.collectors.trade_coverage import read_mark
 from scripts.config import load_settings
-from tests.conftest import REPO_ROOT
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.integration.test_realtime_collector import (
@@ -37,18 +33,7 @@ from tests.integration.test_realtime_collector import (
     truth_trades,
     wait_for,
 )
-
-
-def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    full = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "scripts.ws_tick_collector_multi"],
-            env=full,
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+from tests.support.collector_proc import spawn_collector
 
 
 async def wait_connected(fake: Any, n_sessions_before: int) -> None:
@@ -81,7 +66,7 @@ async def test_drops_stall_and_two_sigkills_lose_no_trade_and_record_every_gap(
     observer = await websockets.connect(fake.ws_url, close_timeout=0.2)  # it reads nothing
     subscribe = {"channels": [f"book.{observed}.100ms"]}
     await observer.send(orjson.dumps({"id": 1, "method": "public/subscribe", "params": subscribe}))
-    proc = spawn(env, log)
+    proc = spawn_collector(env, log)
     try:
         await wait_connected(fake, 1)
         await wait_for(lambda: fake.stats.book_changes_skipped == 3, 30, "book changes skipped")
@@ -98,7 +83,7 @@ async def test_drops_stall_and_two_sigkills_lose_no_trade_and_record_every_gap(
             proc.wait(10)
             await asyncio.sleep(1.0)  # a couple of simulated minutes without a collector
             before = fake.stats.connections
-            proc = spawn(env, log)
+            proc = spawn_collector(env, log)
             await wait_connected(fake, before)
             await asyncio.sleep(step_s / 2)
         cut_ms = int((fake.clock.now() - 10.0) * 1000)
@@ -238,7 +223,7 @@ async def test_a_kill_during_a_repair_is_re_read_after_the_restart(
     await apply_settings_schema(load_settings(env))
     log = tmp_path / "collector.log"
     mark = spool / "ws-eth.trades-complete.json"
-    proc = spawn(env, log)
+    proc = spawn_collector(env, log)
     method = "public/get_last_trades_by_currency_and_time"
     try:
         await wait_connected(fake, 0)
@@ -260,7 +245,7 @@ async def test_a_kill_during_a_repair_is_re_read_after_the_restart(
         assert len(rows) < len(truth)
         lo_ms = read_mark(mark)  # the first start's window, still unread when killed
         assert lo_ms is not None and lo_ms < newest_ms - 3_600_000
-        proc = spawn(env, log)
+        proc = spawn_collector(env, log)
         await wait_for(
             lambda: fake.stats.rest_calls_by_method[method] > pages_before_kill + 2, 60, "re-read"
         )
