@@ -193,6 +193,3 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     DATA_GAPS,
     REJECTED_MESSAGES,
 )
-SPEC_BY_ROW_TYPE: dict[type, TableSpec] = {}
-for _spec in ALL_TABLES:
-    SPEC_BY_ROW_TYPE.setdefault(_spec.row_type, _spec)
