@@ -40,6 +40,6 @@ VOLUME ["/var/lib/chaintape/spool"]
 USER ${CHAINTAPE_UID}:${CHAINTAPE_UID}
 # SIGTERM drains buffers within DRAIN_DEADLINE_S (20 s); compose waits stop_grace_period (60 s).
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=30s --start-period=120s --retries=3 \
     CMD ["python", "-m", "scripts.healthcheck"]
 CMD ["python", "-m", "scripts.ws_tick_collector_multi"]

@@ -1,0 +1,40 @@
+"""DEPLOYMENT_GUIDE.md's fenced code blocks, for the tests that run what it tells users to do."""
+
+from __future__ import annotations
+
+import re
+
+from tests.docker.engine import REPO_ROOT
+
+GUIDE = REPO_ROOT / "DEPLOYMENT_GUIDE.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+
+
+def guide_blocks(language: str | None = None) -> list[str]:
+    """Every fenced block of the guide (of one language when given), in order."""
+    return [body for lang, body in FENCE.findall(GUIDE.read_text()) if language in (None, lang)]
+
+
+def guide_block(service: str) -> str:
+    """The guide's YAML block that defines `service` (a compose service to paste in)."""
+    found = [b for b in guide_blocks("yaml") if re.search(rf"^  {re.escape(service)}:$", b, re.M)]
+    assert len(found) == 1, f"DEPLOYMENT_GUIDE.md has {len(found)} yaml blocks for {service}"
+    return found[0]
+
+
+def guide_commands() -> list[str]:
+    """Every command line of the guide's `bash` blocks (comments and blank lines dropped,
+    continuation lines joined)."""
+    out: list[str] = []
+    for block in guide_blocks("bash"):
+        pending = ""
+        for line in block.splitlines():
+            stripped = line.strip()
+            if not pending and (not stripped or stripped.startswith("#")):
+                continue
+            if stripped.endswith("\\"):
+                pending += stripped[:-1] + " "
+                continue
+            out.append((pending + stripped).strip())
+            pending = ""
+    return out
