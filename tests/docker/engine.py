@@ -118,11 +118,25 @@ class ComposeProject:
         self.files = list(files)
         self.env_file = env_file
 
-    def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
-        base = ["compose", "-p", self.name, "--env-file", str(self.env_file)]
+    def args(self) -> list[str]:
+        """What follows `docker compose` to address this project."""
+        out = ["-p", self.name, "--env-file", str(self.env_file)]
         for f in self.files:
-            base += ["-f", str(f)]
-        return docker(*base, *args, check=check, timeout=timeout).stdout
+            out += ["-f", str(f)]
+        return out
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> str:
+        return docker("compose", *self.args(), *args, check=check, timeout=timeout).stdout
+
+    def shell(self, command: str, cwd: Path, timeout: float = 600) -> str:
+        """A shell command line (a guide's, with its redirections), output checked."""
+        proc = subprocess.run(
+            ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        )
+        assert proc.returncode == 0, (
+            f"{command}\nexit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+        return proc.stdout
 
     def up(self, *services: str) -> None:
         self.run("up", "-d", "--no-build", *services)

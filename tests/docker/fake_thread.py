@@ -93,7 +93,10 @@ class ThreadedFake:
         assert [i for i, n in ids.items() if n > 1] == [], "duplicate trades"
         missing = sorted((truth[i]["timestamp"], i) for i in set(truth) - set(ids))
         extra = sorted(set(ids) - set(truth))
-        assert (missing[:5], len(missing), extra[:5]) == ([], 0, []), f"{currency} trades"
+        assert (missing[:5], len(missing), extra[:5]) == ([], 0, []), (
+            f"{currency} trades in [{lo_ms}, {hi_ms}]: {len(truth)} made, {len(rows)} stored, "
+            f"missing {missing[:5]}..., extra {extra[:5]}"
+        )
         for trade_id, name, seq, price, amount, direction, ts in rows:
             t = truth[trade_id]
             assert (name, seq, price, amount, direction, ts) == (

@@ -38,3 +38,29 @@ def guide_commands() -> list[str]:
             out.append((pending + stripped).strip())
             pending = ""
     return out
+
+
+COMPOSE_PREFIX = "docker compose -f docker-compose-comprehensive.yml"
+
+
+def guide_compose_commands(section: str) -> list[str]:
+    """The guide's `docker compose -f docker-compose-comprehensive.yml ...` commands of one
+    part ("## Part 4" ...), in order."""
+    text = GUIDE.read_text()
+    start = text.index(section)
+    end = text.find("\n## ", start + 1)
+    part = text[start : end if end > 0 else None]
+    out = []
+    for lang, body in FENCE.findall(part):
+        if lang == "bash":
+            out += [c for c in body.splitlines() if c.startswith(COMPOSE_PREFIX)]
+    return out
+
+
+def as_test_command(command: str, project_args: list[str]) -> str:
+    """A guide command with the test's project, env file and override in place of the plain
+    `docker compose -f docker-compose-comprehensive.yml`."""
+    import shlex
+
+    assert command.startswith(COMPOSE_PREFIX), command
+    return "docker compose " + shlex.join(project_args) + command[len(COMPOSE_PREFIX) :]

@@ -10,34 +10,29 @@ currency, an upgrade. Trades are compared with the fake's ground truth from the 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.docker.deployment import IN_FLIGHT_MS, Deployment, small_market
 from tests.docker.engine import (
     COMPOSE_FILE,
     REPO_ROOT,
     TEST_OVERRIDE,
-    ComposeProject,
     build_app_image,
+    docker,
     spool_segments,
-    write_env_file,
 )
 from tests.docker.fake_thread import ThreadedFake
-from tests.docker.guide import guide_block
-from tests.fake_deribit.market import MarketConfig
-from tests.support.pgcluster import free_port
+from tests.docker.guide import as_test_command, guide_block, guide_compose_commands
 
 SPEED = 20.0  # market seconds per wall second
 COLLECTORS = ("ws-collector-eth", "ws-collector-btc", "rest-collector", "funding-collector")
 GRACE_S = 60.0  # the compose file's stop_grace_period
-IN_FLIGHT_MS = 60_000  # trades this close to a stop may still be on the wire: not expected yet
 # What each service writes (the tables it is responsible for).
 TABLES = {
     "ws-collector-eth": ("eth_option_quotes", "eth_option_trades", "eth_option_orderbook_depth"),
@@ -52,79 +47,13 @@ TABLES = {
     "funding-collector": ("funding_rates",),
 }
 SHARED_TABLES = ("instruments", "collector_status")
-pytestmark = pytest.mark.slow
-
-
-class Deployment:
-    """The compose project under test, its env file, database and fake exchange."""
-
-    def __init__(self, tmp: Path, fake: ThreadedFake, image: str) -> None:
-        self.tmp = tmp
-        self.fake = fake
-        port = free_port()
-        password = secrets.token_urlsafe(18)
-        self.dsn = f"postgresql://chaintape:{password}@127.0.0.1:{port}/chaintape"
-        self.env = {
-            "CHAINTAPE_IMAGE": image,
-            "POSTGRES_PASSWORD": password,
-            "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18),
-            "GRAFANA_DB_PASSWORD": secrets.token_urlsafe(18),
-            "POSTGRES_PORT": str(port),
-            "DATABASE_URL": f"postgresql://chaintape@127.0.0.1:{port}/chaintape",
-            "TS_TUNE_MEMORY": "512MB",
-            "CURRENCIES": "BTC,ETH",
-            "FAKE_DERIBIT_PORT": str(fake.fake.port),
-            "SIM_CLOCK": fake.fake.sim_clock_spec(),
-            "FLUSH_INTERVAL_MS": "200",
-            "DATA_WATCHDOG_S": "3",
-            "DRAIN_DEADLINE_S": "10",
-            "TRADE_REPAIR_MAX_AGE_S": "7200",
-            "ORDERBOOK_SNAPSHOT_INTERVAL_S": "600",
-            "FUNDING_BACKFILL_HOURS": "4",
-        }
-        self.env_file = tmp / "test.env"
-        self.write_env()
-        self.project = ComposeProject(
-            f"chaintape-test-{os.getpid()}", [COMPOSE_FILE, TEST_OVERRIDE], self.env_file
-        )
-        self.collectors = list(COLLECTORS)
-        self.first_up_ms = 0
-
-    def write_env(self) -> None:
-        write_env_file(self.env_file, self.env)
-
-    def rows(self, table: str) -> int:
-        with psycopg.connect(self.dsn) as conn:
-            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-        return int(row[0]) if row else 0
-
-    def wait_rows(self, tables: list[str], timeout_s: float = 180) -> dict[str, int]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            counts = {t: self.rows(t) for t in tables}
-            if all(counts.values()) or time.monotonic() > deadline:
-                return counts
-            time.sleep(2)
-
-    def trades_exact(self, currencies: tuple[str, ...] = ("ETH", "BTC")) -> None:
-        hi = self.fake.market_ms() - IN_FLIGHT_MS
-        for cur in currencies:
-            self.fake.assert_trades_exact(self.dsn, cur, self.first_up_ms, hi)
+UPGRADE_IMAGE = "chaintape-test/app:upgrade"
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
 def deployment(app_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    market = MarketConfig(
-        currencies=("BTC", "ETH", "SOL"),
-        expiries=2,
-        strikes_per_expiry=3,
-        quote_rate_hz=4.0,
-        trade_rate_hz=0.5,
-        perp_trade_rate_hz=0.5,
-        future_trade_rate_hz=0.2,
-        history_s=6 * 3600.0,
-    )
-    fake = ThreadedFake(market, SPEED)
+    fake = ThreadedFake(small_market(("BTC", "ETH", "SOL")), SPEED)
     d = Deployment(tmp_path_factory.mktemp("compose"), fake, app_image)
     try:
         d.first_up_ms = fake.market_ms()
@@ -133,6 +62,7 @@ def deployment(app_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         d.project.down()
         fake.stop()
+        docker("image", "rm", UPGRADE_IMAGE, check=False)
 
 
 def test_collectors_become_healthy_as_non_root_and_fill_their_tables(d: Deployment) -> None:
@@ -153,10 +83,10 @@ def test_collectors_become_healthy_as_non_root_and_fill_their_tables(d: Deployme
 
 def test_stop_drains_every_collector_within_its_grace_period(d: Deployment) -> None:
     d.trades_exact()
+    stop_ms = d.fake.market_ms()  # SIGTERM goes to every collector at once, now
     started = time.monotonic()
     d.project.run("stop", "--timeout", str(int(GRACE_S)), timeout=300)
     took = time.monotonic() - started
-    stop_ms = d.fake.market_ms()
     for service in COLLECTORS:
         state = d.project.inspect(service)["State"]
         assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 0, False)
@@ -195,6 +125,22 @@ def test_sigkill_of_a_collector_is_restarted_without_losing_a_trade(d: Deploymen
     d.project.wait_healthy(["ws-collector-eth"])
     time.sleep(3)
     d.trades_exact(("ETH",))
+
+
+def test_the_guides_everyday_commands_work_on_the_running_stack(d: Deployment) -> None:
+    """Parts 1 and 3: config, ps, verify, the health check and logs, as the guide writes them."""
+    commands = guide_compose_commands("## Part 1") + guide_compose_commands("## Part 3")
+    ran = []
+    for command in commands:
+        if command.split()[4:6] in (["up", "-d"], ["stop"]):
+            continue  # up and stop are the steps above, with their checks
+        out = d.project.shell(as_test_command(command, d.project.args()), cwd=d.tmp)
+        ran.append(command)
+        if "scripts.healthcheck" in command:
+            assert out.strip() == "healthy"
+        if "scripts.verify" in command:
+            assert "eth_option_trades" in out
+    assert len(ran) >= 4, ran
 
 
 def test_adding_sol_from_the_guide_creates_and_fills_sol_tables(d: Deployment) -> None:
@@ -238,32 +184,47 @@ def test_upgrade_to_an_image_with_a_new_migration_keeps_rows_and_trades(d: Deplo
     (context / "schema" / "069_test_upgrade_probe.sql").write_text(
         "CREATE TABLE upgrade_probe (id int PRIMARY KEY);\nINSERT INTO upgrade_probe VALUES (1);\n"
     )
-    new_image = "chaintape-test/app:upgrade"
+    new_image = UPGRADE_IMAGE
     build_app_image(new_image, context)
     tables = [t for owned in TABLES.values() for t in owned] + ["sol_option_trades"]
     before = {t: d.rows(t) for t in tables}
     d.env["CHAINTAPE_IMAGE"] = new_image
     d.write_env()
-    try:
-        d.project.up()
-        d.project.wait_healthy(d.collectors)
-        for service in d.collectors:
-            assert d.project.inspect(service)["Config"]["Image"] == new_image
-        with psycopg.connect(d.dsn) as conn:
-            probe = conn.execute("SELECT id FROM upgrade_probe").fetchall()
-            applied = conn.execute(
-                "SELECT filename FROM schema_migrations WHERE filename LIKE '069_%'"
-            ).fetchall()
-        assert (probe, applied) == ([(1,)], [("069_test_upgrade_probe.sql",)])
-        after = {t: d.rows(t) for t in tables}
-        assert [t for t in tables if after[t] < before[t]] == [], (before, after)
-        time.sleep(3)
-        d.trades_exact(("ETH", "BTC"))
-    finally:
-        d.project.down()
-        from tests.docker.engine import docker
+    d.project.up()
+    d.project.wait_healthy(d.collectors)
+    for service in d.collectors:
+        assert d.project.inspect(service)["Config"]["Image"] == new_image
+    with psycopg.connect(d.dsn) as conn:
+        probe = conn.execute("SELECT id FROM upgrade_probe").fetchall()
+        applied = conn.execute(
+            "SELECT filename FROM schema_migrations WHERE filename LIKE '069_%'"
+        ).fetchall()
+    assert (probe, applied) == ([(1,)], [("069_test_upgrade_probe.sql",)])
+    after = {t: d.rows(t) for t in tables}
+    assert [t for t in tables if after[t] < before[t]] == [], (before, after)
+    time.sleep(3)
+    d.trades_exact(("ETH", "BTC"))
 
-        docker("image", "rm", new_image, check=False)
+
+def test_backup_and_restore_from_the_guide(d: Deployment) -> None:
+    """Part 4 of the guide, command by command: a dump of the running stack, then on an empty
+    database volume the restore sequence; every row of the dump is back and the trades of the
+    time the stack was down are repaired."""
+    dump, restore = guide_compose_commands("## Part 4")[0], guide_compose_commands("## Part 4")[1:]
+    assert "pg_dump" in dump and "pg_restore" in " ".join(restore)
+    tables = [t for owned in TABLES.values() for t in owned] + ["sol_option_trades"]
+    d.project.run("stop", *d.collectors)  # a quiet database: the counts are the dump's
+    dumped = {t: d.rows(t) for t in tables}
+    d.project.shell(as_test_command(dump, d.project.args()), cwd=d.tmp)
+    assert (d.tmp / "chaintape.dump").stat().st_size > 0
+    d.project.run("down", "--volumes")
+    for command in restore:
+        d.project.shell(as_test_command(command, d.project.args()), cwd=d.tmp)
+    d.project.wait_healthy(d.collectors)
+    restored = {t: d.rows(t) for t in tables}
+    assert [t for t in tables if restored[t] < dumped[t]] == [], (dumped, restored)
+    time.sleep(3)
+    d.trades_exact(("ETH", "BTC"))
 
 
 @pytest.fixture
