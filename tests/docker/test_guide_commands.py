@@ -28,7 +28,7 @@ RUN_ELSEWHERE = {
     f"{COMPOSE_PREFIX} exec ws-collector-eth python -m scripts.verify": ENGINE_TESTS,
     f"{COMPOSE_PREFIX} exec ws-collector-eth python -m scripts.healthcheck": ENGINE_TESTS,
     "docker swarm init --advertise-addr 127.0.0.1": SWARM_TESTS,
-    "docker node update --label-add chaintape.realtime=true --label-add chaintape.rest=true self": SWARM_TESTS,  # noqa: E501
+    "docker node update --label-add chaintape.realtime=true --label-add chaintape.rest=true \"$(docker info --format '{{.Swarm.NodeID}}')\"": SWARM_TESTS,  # noqa: E501
     "printf '%s' \"$DB_PASSWORD\" | docker secret create chaintape_db_password -": SWARM_TESTS,
     "docker stack deploy -c docker-stack.yml chaintape": SWARM_TESTS,
     "docker service ls": SWARM_TESTS,

@@ -72,7 +72,7 @@ class Swarm:
             "chaintape.realtime=true",
             "--label-add",
             "chaintape.rest=true",
-            "self",
+            docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip(),
         )
         docker(
             "run",
@@ -125,7 +125,7 @@ class Swarm:
         out = docker(
             "service", "ls", "--filter", f"name={self.name}_", "--format", "{{.Name}} {{.Replicas}}"
         ).stdout
-        return dict(line.split() for line in out.splitlines())
+        return {line.split()[0]: line.split()[1] for line in out.splitlines()}
 
     def rows(self, table: str) -> int:
         try:
