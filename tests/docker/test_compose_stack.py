@@ -134,12 +134,20 @@ def test_the_guides_everyday_commands_work_on_the_running_stack(d: Deployment) -
     for command in commands:
         if command.split()[4:6] in (["up", "-d"], ["stop"]):
             continue  # up and stop are the steps above, with their checks
-        out = d.project.shell(as_test_command(command, d.project.args()), cwd=d.tmp)
+        verify = "scripts.verify" in command
+        # verify measures freshness on the wall clock, and the market here runs on the fake's
+        # simulated clock (months behind): every table is "STALE", which exits 1
+        out = d.project.shell(
+            as_test_command(command, d.project.args()), cwd=d.tmp, ok=(0, 1) if verify else (0,)
+        )
         ran.append(command)
         if "scripts.healthcheck" in command:
             assert out.strip() == "healthy"
-        if "scripts.verify" in command:
-            assert "eth_option_trades" in out
+        if verify:
+            line = next(
+                ln for ln in out.splitlines() if ln.lstrip().startswith("eth_option_trades")
+            )
+            assert int(line.split()[2].replace(",", "")) > 0, line
     assert len(ran) >= 4, ran
 
 

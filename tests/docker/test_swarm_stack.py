@@ -138,16 +138,21 @@ class Swarm:
     def cleanup(self) -> None:
         docker("stack", "rm", self.name, check=False)
         deadline = time.monotonic() + 120
-        while docker(
-            "ps", "-q", "--filter", f"label=com.docker.stack.namespace={self.name}"
-        ).stdout:
+        label = f"label=com.docker.stack.namespace={self.name}"
+        while docker("ps", "-a", "-q", "--filter", label).stdout:
             if time.monotonic() > deadline:
                 break
             time.sleep(2)
         docker("secret", "rm", "chaintape_db_password", check=False)
-        docker("rm", "-f", self.db, check=False)
-        docker("volume", "rm", self.db, f"{self.name}_chaintape-spool", check=False)
+        docker("rm", "-f", "-v", self.db, check=False)
+        wanted = (self.db, f"{self.name}_chaintape-spool")
+        while left := [v for v in docker("volume", "ls", "-q").stdout.split() if v in wanted]:
+            docker("volume", "rm", *left, check=False)
+            if time.monotonic() > deadline + 60:
+                break
+            time.sleep(2)
         docker("swarm", "leave", "--force", check=False)
+        docker("network", "rm", "docker_gwbridge", check=False)  # made by `swarm init`
 
 
 @pytest.fixture(scope="module")
