@@ -44,9 +44,6 @@ RUN_ELSEWHERE = {
 # Part 4's commands run in order in test_compose_stack.py::test_backup_and_restore_from_the_guide.
 PART_4 = re.compile(r"(pg_dump|pg_restore|timescaledb_(pre|post)_restore|up -d --wait timescaledb)")
 NOT_HERE = {
-    "git clone https://github.com/chaintape/chaintape.git && cd chaintape": (
-        "no network beyond the package registries; the tests use this checkout"
-    ),
     "sudo mkdir -p /volume1/@docker/volumes/chaintape_timescaledb-data/_data": "a Synology path",
     "sudo chattr +C /volume1/@docker/volumes/chaintape_timescaledb-data/_data": (
         "needs a btrfs volume (this machine's is ext4/overlay)"
