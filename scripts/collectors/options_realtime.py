@@ -245,6 +245,8 @@ class OptionsRealtimeCollector:
         self._down_since.setdefault(client.name, (last, reason))
         if self.pool.owner.get(self.trade_channel) is client:
             self.coverage.disconnected(reason)
+        if self.pool.owner.get(self.fixed_channels[1]) is client:  # markprice.options
+            self.router.clear_marks()
 
     def _on_malformed(self, client: DeribitWsClient, raw: bytes | str, reason: str) -> None:
         received_at = _dt(self.clock.now())

@@ -38,6 +38,9 @@ from scripts.storage.writer import BatchWriter
 
 Handler = Callable[[str, Any, datetime], None]
 QUOTE_FIELD_COUNT = len(nquotes.QUOTE_FIELDS)
+# A mark older than this (exchange time, against the quote's) is not attached to a quote row:
+# markprice.options comes about once a second, so ten seconds without one is a stalled feed.
+MARK_MAX_AGE_S = 10.0
 OPTION_SUFFIXES = ("-C", "-P")  # option names end with the type; combos and futures do not
 
 
@@ -66,9 +69,9 @@ class MessageRouter:
         self.on_trades_lost = on_trades_lost
         self.on_instrument_state = on_instrument_state
         self.on_instrument_created = on_instrument_created
-        self.marks: dict[
-            str, tuple[float | None, float | None]
-        ] = {}  # name -> (mark_iv, mark_price)
+        # name -> (mark_iv, mark_price, exchange ms of the mark)
+        self.marks: dict[str, tuple[float | None, float | None, int]] = {}
+        self._mark_max_age_ms = int(MARK_MAX_AGE_S * 1000)
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
@@ -114,7 +117,9 @@ class MessageRouter:
 
     # ---- quotes -------------------------------------------------------------------------------
     def _quote(self, channel: str, data: Any, received_at: datetime) -> None:
-        row = parse_quote(data, received_at=received_at, marks=self.marks)
+        row = parse_quote(
+            data, received_at=received_at, marks=self.marks, mark_max_age_ms=self._mark_max_age_ms
+        )
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
         if self._is_ours(row[1], channel, data, received_at):
@@ -124,7 +129,8 @@ class MessageRouter:
     def _ticker(self, channel: str, data: Any, received_at: datetime) -> None:
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
-        self.marks[row.instrument_name] = (row.mark_iv, row.mark_price)
+        ts_ms = int(row.timestamp.timestamp() * 1000)
+        self.marks[row.instrument_name] = (row.mark_iv, row.mark_price, ts_ms)
         if self._is_ours(row.instrument_name, channel, data, received_at):
             self._add_quote_row(row)
             self._quote_rows += 1
@@ -140,9 +146,17 @@ class MessageRouter:
         return False
 
     def _markprice(self, channel: str, data: Any, received_at: datetime) -> None:
+        """A bad element costs only itself: it is counted and kept, the others are used."""
         marks = self.marks
-        for point in ntickers.parse_markprice(data, received_at=received_at):
-            marks[point.instrument_name] = (point.mark_iv, point.mark_price)
+        points, errors = ntickers.parse_markprice_tolerant(data, received_at=received_at)
+        for point in points:
+            marks[point.instrument_name] = (point.mark_iv, point.mark_price, point.timestamp_ms)
+        for err, item in errors:
+            self.rejects.rejected(channel, err.reason, item, received_at)
+
+    def clear_marks(self) -> None:
+        """Forgets every mark (the socket carrying them went down: they would only age)."""
+        self.marks.clear()
 
     # ---- trades -------------------------------------------------------------------------------
     def _trades(self, channel: str, data: Any, received_at: datetime) -> None:

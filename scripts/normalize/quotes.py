@@ -49,12 +49,14 @@ def parse_quote(
     data: Any,
     *,
     received_at: datetime,
-    marks: Mapping[str, tuple[float | None, float | None]] | None = None,
+    marks: Mapping[str, tuple[float | None, float | None, int]] | None = None,
+    mark_max_age_ms: int = 0,
 ) -> QuoteRow:
     """A `quote.{instrument}` notification's data -> `QuoteRow` (IV and mark fields None).
 
-    `marks` maps an instrument to its latest (mark_iv, mark_price); when it holds the quote's
-    instrument, those fill the row's mark columns.
+    `marks` maps an instrument to its latest (mark_iv, mark_price, exchange ms); when it holds
+    the quote's instrument with a mark at most `mark_max_age_ms` older than the quote, those
+    fill the row's mark columns (an older mark is left out: NULL, not stale).
     """
     try:
         name = data["instrument_name"]
@@ -83,10 +85,11 @@ def parse_quote(
         when = _fromtimestamp(ts / 1000, UTC)
     else:
         when = ms_to_datetime(ts)
+        ts = int(when.timestamp() * 1000)
     if type(name) is not str or not name or "\x00" in name:
         text(name, "instrument_name")  # raises
     mark = None if marks is None else marks.get(name)
-    if mark is None:
+    if mark is None or ts - mark[2] > mark_max_age_ms:
         return _new(
             QuoteRow, (when, name, bp, ba, ap, aa, None, None, None, None, None, received_at)
         )

@@ -61,7 +61,7 @@ async def test_recorded_tickers_trades_and_marks_land_as_rows(
 
     # Markprice IV is a fraction on the wire and percent in chaintape.
     if code == "BTC":
-        assert router.marks["BTC-2JUN21-37000-P"] == (90.0, 0.0333)
+        assert router.marks["BTC-2JUN21-37000-P"] == (90.0, 0.0333, 1622470378005)
 
     # Ticker frames: one quote row each, IVs in percent as sent, empty sides NULL.
     ours = [f.data for f in tickers if f.data["instrument_name"].startswith(f"{code}-")]
