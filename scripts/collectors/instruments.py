@@ -170,6 +170,7 @@ class OptionChain:
             return
         now = self._now_dt()
         for name in gone:
+            self.listed_at.pop(name, None)
             row = self.live.pop(name)
             if row is not None:
                 self.writer.add(INSTRUMENTS, None, row._replace(is_active=False, last_seen=now))
@@ -177,6 +178,12 @@ class OptionChain:
         self.on_delisted(gone)
         if self.top_n > 0 and why not in (LEFT_TOP, NOT_LISTED):  # (those come from one)
             self.reconcile_soon()  # refill the top N
+
+    def forget(self, names: list[str]) -> None:
+        """Forgets options that expired (their names are never listed again)."""
+        self.gone.difference_update(names)
+        for name in names:
+            self.listed_at.pop(name, None)
 
     def reconcile_soon(self) -> None:
         """Reconcile at the next turn of the loop (still within the get_instruments credits)."""

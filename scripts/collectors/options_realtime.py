@@ -59,6 +59,7 @@ from typing import Any
 
 from scripts.clock import Clock
 from scripts.collectors.book_snapshots import BookSnapshotter
+from scripts.collectors.expiry import expired_names
 from scripts.collectors.instruments import OptionChain
 from scripts.collectors.rejects import Rejects, channel_of_raw
 from scripts.collectors.router import MessageRouter
@@ -283,6 +284,19 @@ class OptionsRealtimeCollector:
 
     def _delisted(self, names: list[str]) -> None:
         self.pool.remove_channels(ch.quote_channel(n) for n in names)
+        self._forget_expired()
+
+    def _forget_expired(self) -> None:
+        """Drops per-instrument state of options that expired (see `expiry.py`). Run at each
+        delisting (options expire daily), so what a late trade or a repair re-creates for an
+        expired option is dropped at the next one: the maps hold the live set plus a day."""
+        router, watch, chain = self.router, self.watch, self.chain
+        known = {*watch.last_seq, *watch.seqs, *router.marks, *chain.gone, *chain.listed_at}
+        gone = expired_names(known, self.clock.now())
+        if gone:
+            watch.forget(gone)
+            router.forget(gone)
+            chain.forget(gone)
 
     # ---- the run ------------------------------------------------------------------------------
     async def prepare(self) -> None:

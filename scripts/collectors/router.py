@@ -154,6 +154,13 @@ class MessageRouter:
         for err, item in errors:
             self.rejects.rejected(channel, err.reason, item, received_at)
 
+    def forget(self, names: list[str]) -> None:
+        """Drops the state of instruments that are gone (expired): their marks, and the
+        handler cache (it refills itself, one lookup per channel)."""
+        for name in names:
+            self.marks.pop(name, None)
+        self._handlers.clear()
+
     def clear_marks(self) -> None:
         """Forgets every mark (the socket carrying them went down: they would only age)."""
         self.marks.clear()

@@ -116,6 +116,12 @@ class TradeWatch:
                 holes.append(SeqHole(name, last[0] + 1, seq - 1, last[1], ts_ms))
         return holes
 
+    def forget(self, names: list[str]) -> None:
+        """Drops the trade_seq state of instruments that are gone (expired)."""
+        for name in names:
+            self.seqs.pop(name, None)
+            self.last_seq.pop(name, None)
+
     def filled(self, name: str, start_seq: int, end_seq: int) -> bool:
         """True when every trade_seq in [start_seq, end_seq] of `name` was seen."""
         seen = self.seqs.get(name, set())
