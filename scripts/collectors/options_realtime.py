@@ -208,6 +208,7 @@ class OptionsRealtimeCollector:
     def _on_connect(self, client: DeribitWsClient) -> None:
         now_s = self.clock.now()
         first = client.name not in self._connected_once
+        not_running = self._not_running_window_pending(client)
         self._connected_once.add(client.name)
         self.writer.status.set_connected(all(c.connected for c in self.pool.clients))
         down = self._down_since.pop(client.name, None)
@@ -219,7 +220,7 @@ class OptionsRealtimeCollector:
                 _dt(now_s),
                 f"websocket down: {down[1]}",
             )
-        elif first and self._not_running_since is not None and client.name == "ws0":
+        elif not_running and self._not_running_since is not None:
             self._gap(
                 self.quotes_table,
                 "all",
@@ -237,6 +238,10 @@ class OptionsRealtimeCollector:
     def _on_disconnect(self, client: DeribitWsClient, reason: str) -> None:
         self.writer.status.note_reconnect()
         self.writer.status.set_connected(False)
+        if self._not_running_window_pending(client):
+            # A first connect that failed (DNS not up yet, a 429): the window since the
+            # previous run is still open and its first successful connect records it whole.
+            return
         # What was queued for this socket but never arrived is newer than the newest exchange
         # timestamp it received, which lags the local clock when the exchange does.
         last = client.last_data_market_s or self.clock.now()
@@ -248,6 +253,15 @@ class OptionsRealtimeCollector:
             self.coverage.disconnected(reason)
         if self.pool.owner.get(self.fixed_channels[1]) is client:  # markprice.options
             self.router.clear_marks()
+
+    def _not_running_window_pending(self, client: DeribitWsClient) -> bool:
+        """The first socket has not connected yet in this run, and a previous run stored
+        quotes: its first connect records "collector was not running" from the newest one."""
+        return (
+            client.name == "ws0"
+            and client.name not in self._connected_once
+            and self._not_running_since is not None
+        )
 
     def _on_malformed(self, client: DeribitWsClient, raw: bytes | str, reason: str) -> None:
         received_at = _dt(self.clock.now())

@@ -1,0 +1,67 @@
+"""The real-time collector's windows around its own lifecycle (issue 11, scenarios 1, 3, 4):
+what happens before the first connect, exchange timestamps from the future, and channels the
+exchange refuses. Fake exchange over real sockets, real database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.config import load_settings
+from tests.fake_deribit.faults import Faults
+from tests.integration.test_realtime_collector import (
+    collector_env,
+    fake_hour,  # noqa: F401 (fixture)
+    hour_market,
+    query,
+    start_collector,
+    stop_collector,
+    wait_for,
+)
+
+
+async def test_a_failed_first_connect_keeps_the_collector_was_not_running_window(
+    database_url: str,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+) -> None:
+    # The exchange answers 429 to the first upgrades (a NAS booting before DNS is up does
+    # the same with an OSError): the first connects fail before any succeeds.
+    faults = Faults(refuse_connections_until=time.time() + 3600.0, refuse_status=429)
+    fake = await fake_hour(hour_market(listing_every_s=None), faults)
+    settings = load_settings(collector_env(fake, database_url, tmp_path / "spool"))
+    await apply_settings_schema(settings)
+    # The previous run's newest quote, ten market minutes ago.
+    last_ms = int((fake.clock.now() - 600.0) * 1000)
+    await query(
+        database_url,
+        "INSERT INTO eth_option_quotes (timestamp, instrument_name, best_bid_price, "
+        "best_bid_amount, received_at) VALUES (to_timestamp(%s / 1000.0), 'ETH-X', 1, 1, now()) "
+        "RETURNING 1",
+        last_ms,
+    )
+    starting = asyncio.create_task(start_collector(settings, fake))
+    await wait_for(lambda: fake.stats.refused >= 2, 30, "two refused connects")
+    faults.refuse_connections_until = None
+    run = await starting
+    connected_ms = int(fake.clock.now() * 1000)
+
+    async def gaps() -> list[tuple[Any, ...]]:
+        return await query(
+            database_url,
+            "SELECT (extract(epoch from gap_start) * 1000)::bigint, "
+            "(extract(epoch from gap_end) * 1000)::bigint, reason FROM data_gaps "
+            "WHERE table_name = 'eth_option_quotes' ORDER BY gap_start",
+        )
+
+    await wait_for(gaps, 20, "a quotes gap row")
+    assert await stop_collector(run) == 0
+    rows = await gaps()
+    # One window from the newest stored quote to the first connect, whatever failed before.
+    assert len(rows) == 1, rows
+    start, end, reason = rows[0]
+    assert reason == "collector was not running"
+    assert start == last_ms and end <= connected_ms
