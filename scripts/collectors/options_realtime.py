@@ -84,6 +84,10 @@ def _dt(market_s: float) -> datetime:
     return datetime.fromtimestamp(market_s, UTC)
 
 
+def _not_after(at: datetime | None, market_s: float) -> datetime | None:
+    return None if at is None else min(at, _dt(market_s))
+
+
 class OptionsRealtimeCollector:
     """Wires the chain, the sockets, the router, the trade repairer and the book snapshots."""
 
@@ -317,9 +321,11 @@ class OptionsRealtimeCollector:
         """Discovers the chain and reads where the previous run stopped (`run` calls it when
         the caller has not)."""
         s = self.settings
-        newest_trade = await newest_timestamp(s.database_url, self.trades_table)
-        newest_quote = await newest_timestamp(s.database_url, self.quotes_table)
         now_s = self.clock.now()
+        # Never from the future: rows stamped ahead (stored before they were refused) would
+        # make the start-up repair look for trades newer than them.
+        newest_trade = _not_after(await newest_timestamp(s.database_url, self.trades_table), now_s)
+        newest_quote = _not_after(await newest_timestamp(s.database_url, self.quotes_table), now_s)
         reason = "first start"
         if newest_trade is not None:
             reason = "collector start"

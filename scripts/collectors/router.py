@@ -32,6 +32,7 @@ from scripts.normalize import quotes as nquotes
 from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
 from scripts.normalize.common import MalformedMessage
+from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S, future_limit
 from scripts.normalize.quotes import parse_quote
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
@@ -72,6 +73,8 @@ class MessageRouter:
         # name -> (mark_iv, mark_price, exchange ms of the mark)
         self.marks: dict[str, tuple[float | None, float | None, int]] = {}
         self._mark_max_age_ms = int(MARK_MAX_AGE_S * 1000)
+        self._limit_of: datetime | None = None  # the received_at the limit below is for
+        self._future_limit_ms = 0  # quotes stamped after this are refused (normalize/future.py)
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
@@ -122,6 +125,11 @@ class MessageRouter:
         )
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
+        if received_at is not self._limit_of:  # once per socket read
+            self._limit_of = received_at
+            self._future_limit_ms = int((received_at.timestamp() + FUTURE_TOLERANCE_S) * 1000)
+        if data["timestamp"] > self._future_limit_ms:
+            raise MalformedMessage(f"quote: {FUTURE_REASON}")
         if self._is_ours(row[1], channel, data, received_at):
             self._add_quote_row(row)
             self._quote_rows += 1
@@ -174,6 +182,11 @@ class MessageRouter:
             raise
         for err in errors:
             self.rejects.rejected(channel, err.reason, data, received_at)
+        limit = future_limit(received_at)
+        if any(r.timestamp > limit for r in rows):
+            rows = [r for r in rows if r.timestamp <= limit]
+            errors.append(MalformedMessage(f"trades: {FUTURE_REASON}"))
+            self.rejects.rejected(channel, errors[-1].reason, data, received_at)
         if errors:  # the refused trades are re-read from REST, where they may be whole
             self.on_trades_lost(f"refused trade on {channel}")
         if type(data) is list:

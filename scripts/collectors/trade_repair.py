@@ -45,6 +45,7 @@ from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
 from scripts.normalize.common import MalformedMessage
+from scripts.normalize.future import FUTURE_REASON, future_limit
 from scripts.normalize.trades import parse_trades_tolerant
 from scripts.storage.tables import DATA_GAPS, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
@@ -97,7 +98,9 @@ class TradeWatch:
         for row in rows:
             ts_ms = int(row.timestamp.timestamp() * 1000 + 0.5)
             if stream and (self.newest_ms is None or ts_ms > self.newest_ms):
-                self.newest_ms = ts_ms
+                # Never past the receive clock: a window starting there would skip trades
+                # (timestamps far ahead are refused before they get here).
+                self.newest_ms = min(ts_ms, int(row.received_at.timestamp() * 1000))
             self._remember(row.trade_id)
             seq = row.trade_seq
             if seq is None:
@@ -379,6 +382,10 @@ class TradeRepairer:
         rows, errors = parse_trades_tolerant(trades, received_at=received_at)
         for err in errors:
             log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
+        limit = future_limit(received_at)
+        if any(r.timestamp > limit for r in rows):
+            log.warning("%s: a repaired trade was refused: %s", self.table, FUTURE_REASON)
+            rows = [r for r in rows if r.timestamp <= limit]
         prefix = self.spec.instrument_prefix
         return [r for r in rows if r.instrument_name.startswith(prefix)]
 

@@ -62,6 +62,8 @@ class ServerStats:
     book_changes_skipped: int = 0
     malformed_sent: Counter[str] = field(default_factory=Counter)
     pump_errors: int = 0
+    future_trades_sent: int = 0
+    refused_channels: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from typing import Any
 
 from scripts.collectors.realtime_service import apply_settings_schema
 from scripts.config import load_settings
+from scripts.normalize.future import FUTURE_REASON
 from tests.fake_deribit.faults import Faults
 from tests.integration.test_realtime_collector import (
+    assert_trades_exact,
     collector_env,
     fake_hour,  # noqa: F401 (fixture)
     hour_market,
@@ -65,3 +67,38 @@ async def test_a_failed_first_connect_keeps_the_collector_was_not_running_window
     start, end, reason = rows[0]
     assert reason == "collector was not running"
     assert start == last_ms and end <= connected_ms
+
+
+async def test_a_trade_stamped_in_the_future_is_refused_and_repair_keeps_working(
+    database_url: str,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+) -> None:
+    faults = Faults()
+    fake = await fake_hour(hour_market(listing_every_s=None), faults)
+    settings = load_settings(collector_env(fake, database_url, tmp_path / "spool"))
+    await apply_settings_schema(settings)
+    run = await start_collector(settings, fake)
+    lo_ms = run.collector.repair_from_ms or 0
+    await asyncio.sleep(1.0)
+    faults.future_trade_ms = 86_400_000  # one trade a day ahead, on the wire only
+    await wait_for(lambda: fake.stats.future_trades_sent == 1, 20, "the future trade sent")
+    await asyncio.sleep(1.0)
+    drops = fake.stats.dropped_connections
+    await fake.drop_all_connections()  # trades sent while it reconnects must be re-read
+    assert fake.stats.dropped_connections > drops
+    await asyncio.sleep(3.0)
+    cut_ms = int((fake.clock.now() - 10.0) * 1000)
+    await assert_trades_exact(database_url, fake, lo_ms, cut_ms)
+    refused = {r: n for r, n in run.collector.rejects.by_reason.items() if FUTURE_REASON in r}
+    assert sum(refused.values()) == 1, run.collector.rejects.by_reason
+    now_ms = int(fake.clock.now() * 1000)
+    newest = await query(database_url, "SELECT max(timestamp) FROM eth_option_trades")
+    assert int(newest[0][0].timestamp() * 1000) <= now_ms
+    assert (run.collector.coverage.complete_through_ms() or 0) <= now_ms
+    assert await stop_collector(run) == 0
+    # The next start re-reads from a time in the past, not from the future.
+    again = await start_collector(settings, fake)
+    assert again.collector.repair_from_ms is not None
+    assert again.collector.repair_from_ms <= int(fake.clock.now() * 1000)
+    assert await stop_collector(again) == 0
