@@ -19,7 +19,9 @@ from scripts.deribit.protocol import Notification, parse_frame
 from scripts.storage.migrate import apply_schema
 from scripts.storage.writer import BatchWriter
 
-RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+# After every recorded frame: a frame is received after its exchange timestamp (a timestamp
+# more than a minute after received_at is refused, scripts/normalize/future.py).
+RECEIVED = datetime(2026, 12, 1, 3, 4, 5, tzinfo=UTC)
 
 
 def frames(shared_data: Path, name: str) -> list[Notification]:
