@@ -169,6 +169,7 @@ class OptionsRealtimeCollector:
             ch.instrument_creation_channel("option", api),
         ]
         self._connected_once: set[str] = set()
+        self._refused_since: dict[str, float] = {}  # quote channel -> market s of its refusal
         self._down_since: dict[str, tuple[float, str]] = {}  # socket -> (market s, reason)
         self._newest_stamp: dict[str, int] = {}  # socket -> newest exchange ms it received
         self.repair_from_ms: int | None = None
@@ -203,6 +204,8 @@ class OptionsRealtimeCollector:
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
             on_malformed=self._on_malformed,
+            on_refused=self._on_refused,
+            on_accepted=self._on_accepted,
             name=name,
         )
 
@@ -258,6 +261,31 @@ class OptionsRealtimeCollector:
         if self.pool.owner.get(self.fixed_channels[1]) is client:  # markprice.options
             self.router.clear_marks()
 
+    def _on_refused(self, client: DeribitWsClient, channels: list[str]) -> None:
+        """The exchange left channels out of its ack (the socket asks again, with backoff).
+        A refused quote channel's absence becomes a gap row once it is back (or at the end);
+        a refused trades channel keeps the trade window open (trade_coverage.py)."""
+        now_s = self.clock.now()
+        for channel in channels:
+            if ch.channel_family(channel) == ch.QUOTE:
+                self._refused_since.setdefault(channel, now_s)
+
+    def _on_accepted(self, client: DeribitWsClient, channels: list[str]) -> None:
+        for channel in channels:
+            self._refused_gap(channel)
+
+    def _refused_gap(self, channel: str) -> None:
+        since = self._refused_since.pop(channel, None)
+        if since is not None:
+            name = ch.channel_subject(channel) or channel
+            self._gap(
+                self.quotes_table,
+                name,
+                _dt(since),
+                _dt(self.clock.now()),
+                f"channel {channel} refused by the exchange",
+            )
+
     def _not_running_window_pending(self, client: DeribitWsClient) -> bool:
         """The first socket has not connected yet in this run, and a previous run stored
         quotes: its first connect records "collector was not running" from the newest one."""
@@ -301,7 +329,10 @@ class OptionsRealtimeCollector:
         self.pool.add_channels(ch.quote_channel(n) for n in names)
 
     def _delisted(self, names: list[str]) -> None:
-        self.pool.remove_channels(ch.quote_channel(n) for n in names)
+        channels = [ch.quote_channel(n) for n in names]
+        for channel in channels:
+            self._refused_gap(channel)
+        self.pool.remove_channels(channels)
         self._forget_expired()
 
     def _forget_expired(self) -> None:
@@ -369,6 +400,8 @@ class OptionsRealtimeCollector:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            for channel in list(self._refused_since):  # still refused at the end
+                self._refused_gap(channel)
             self.update_status()
 
     async def _status_loop(self, stop: asyncio.Event) -> None:
@@ -380,7 +413,7 @@ class OptionsRealtimeCollector:
 
     async def _coverage_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            self.coverage.poll(self.pool.owner.get(self.trade_channel))
+            self.coverage.poll(self.pool.owner.get(self.trade_channel), self.router.last_trades_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_S)
 

@@ -80,6 +80,7 @@ class MessageRouter:
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
         self._status = writer.status
         self._last_received_at: datetime | None = None
+        self.last_trades_s: float | None = None  # market time of the last trades frame
         self._handlers: dict[str, Handler] = {}
         self._by_family: dict[str, Handler] = {
             ch.QUOTE: self._quote,
@@ -175,6 +176,7 @@ class MessageRouter:
 
     # ---- trades -------------------------------------------------------------------------------
     def _trades(self, channel: str, data: Any, received_at: datetime) -> None:
+        self.last_trades_s = received_at.timestamp()  # the trade stream itself flows
         try:
             rows, errors = ntrades.parse_trades_tolerant(data, received_at=received_at)
         except MalformedMessage:

@@ -1,14 +1,16 @@
 """Which trades are known to be in the database: the stream's coverage and a durable mark.
 
 The live trade stream is trusted only from the moment it is seen to flow. A socket that
-connects and subscribes but then stays silent (a stall) delivers nothing, so the window that
-a reconnect (or the start of a run) must re-read through REST is not closed at the connect
-but at the first notification that arrives on the trade socket after it: until then the
-window stays open, across further reconnects. While the stream flows, a silence longer than
-`silence_s` market seconds (and `SILENCE_WALL_S` wall seconds) on the trade socket is
-re-read the same way when data comes back (a stall shorter than the data watchdog).
-Sockets are polled every POLL_S wall seconds, not hooked per message: the hot path stays as
-it is, and the window end is taken when the poll sees the data, which is never earlier.
+connects and subscribes but then stays silent (a stall) delivers nothing, and a trades
+channel the exchange refused delivers nothing while the other channels of its socket flow,
+so the window that a reconnect (or the start of a run) must re-read through REST is not
+closed at the connect but at the first frame of the trades channel itself after it: until
+then the window stays open, across further reconnects and refusals. While the stream
+flows, a silence longer than `silence_s` market seconds (and `SILENCE_WALL_S` wall seconds)
+on the trade socket is re-read the same way when data comes back (a stall shorter than the
+data watchdog). Sockets are polled every POLL_S wall seconds, not hooked per message: the
+hot path stays as it is, and the window end is taken when the poll sees the data, which is
+never earlier.
 
 Durable mark: `complete_through_ms()` is the exchange time up to which every trade has been
 handed to the writer (the oldest of: the stream's newest trade minus a slack, a window not
@@ -127,8 +129,9 @@ class TradeCoverage:
         """Something on the stream could not be read: re-read from the covered point."""
         self.repairer.request_window(self.covered_ms(), self._end_ms(), reason)
 
-    def poll(self, socket: Socket | None) -> None:
-        """Closes the open window once data flows; re-reads after a silence."""
+    def poll(self, socket: Socket | None, last_trades_s: float | None) -> None:
+        """Closes the open window once the trades channel flows (`last_trades_s`: market time
+        of its last frame); re-reads after a silence of the socket."""
         if socket is None or not socket.connected:
             return
         last = socket.last_data_market_s
@@ -136,7 +139,7 @@ class TradeCoverage:
         opened = self._open
         if opened is not None:
             at = opened.connected_at_s
-            if at is not None and last is not None and last >= at:
+            if at is not None and last_trades_s is not None and last_trades_s >= at:
                 self._open = None
                 if opened.start_ms is not None:
                     self.repairer.request_window(

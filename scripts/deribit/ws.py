@@ -10,8 +10,10 @@ One `DeribitWsClient` is one socket (see shared/docs/deribit-protocol.md §2-4, 
   credits from `subscribe_limiter` first (3,000 credits of a 30,000 pool refilled at 10,000/s,
   i.e. ~3.3 calls/s, burst 10; on the market clock, shared by every socket of the process);
 - each ack is compared with its request: a channel the exchange left out was refused
-  (Deribit drops unknown channels silently), is logged loudly, counted, and not asked for
-  again on this socket;
+  (Deribit drops unknown channels silently), is logged loudly, counted, reported to
+  `on_refused`, and asked for again on the same socket after a capped, jittered backoff
+  (REFUSED_RETRY_BASE_S doubling up to REFUSED_RETRY_CAP_S, reset once nothing is refused);
+  a channel acknowledged after it was refused is reported to `on_accepted`;
 - `add_channels` / `remove_channels` change the wanted set while it runs (new listings,
   expiries); after a reconnect every wanted channel is subscribed again;
 - reconnects back off exponentially with full jitter, capped, and the backoff resets only
@@ -76,6 +78,8 @@ REQUEST_TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 WATCHDOG_CHECK_S = 0.25
+REFUSED_RETRY_BASE_S = 1.0  # wall seconds before a refused channel is asked for again ...
+REFUSED_RETRY_CAP_S = 60.0  # ... doubling up to this
 
 NotificationHandler = Callable[[str, Any, datetime], None]
 MalformedHandler = Callable[["DeribitWsClient", bytes | str, str], None]
@@ -135,6 +139,7 @@ class DeribitWsClient:
         on_disconnect: Callable[[DeribitWsClient, str], None] | None = None,
         on_malformed: MalformedHandler | None = None,
         on_refused: Callable[[DeribitWsClient, list[str]], None] | None = None,
+        on_accepted: Callable[[DeribitWsClient, list[str]], None] | None = None,
         channels: Iterable[str] = (),
         name: str = "ws",
         backoff_base_s: float = BACKOFF_BASE_S,
@@ -155,13 +160,17 @@ class DeribitWsClient:
         self.on_disconnect = on_disconnect
         self.on_malformed = on_malformed
         self.on_refused = on_refused
+        self.on_accepted = on_accepted
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.request_timeout_s = request_timeout_s
         self.stats = WsStats()
         self.wanted: dict[str, None] = dict.fromkeys(channels)  # ordered set
         self.acked: set[str] = set()  # acknowledged on the current socket
-        self.refused: set[str] = set()  # refused on the current socket
+        self.refused: set[str] = set()  # refused on the current socket, waiting for a retry
+        self.was_refused: set[str] = set()  # refused, not acknowledged since (any socket)
+        self._refused_retry_at: float | None = None  # monotonic time of the next retry
+        self._refused_rounds = 0  # retries since nothing was refused (the backoff's exponent)
         self.connected = False
         self.last_data_at: float | None = None  # wall (monotonic) time of the last notification
         self.last_data_market_s: float | None = None  # market time of the last notification
@@ -185,6 +194,7 @@ class DeribitWsClient:
             elif ch in self.refused:  # asked again (e.g. a listing went live): try again
                 self.refused.discard(ch)
                 added = True
+                self._refused_rounds = 0
         if added:
             self._dirty.set()
 
@@ -196,6 +206,7 @@ class DeribitWsClient:
                 del self.wanted[ch]
                 removed = True
             self.refused.discard(ch)
+            self.was_refused.discard(ch)
         if removed:
             self._dirty.set()
 
@@ -262,7 +273,9 @@ class DeribitWsClient:
         self.connected = False
         self._ws = None
         self.acked.clear()
-        self.refused.clear()
+        self.refused.clear()  # (a new socket asks for everything again)
+        self._refused_retry_at = None
+        self._refused_rounds = 0
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
@@ -306,6 +319,7 @@ class DeribitWsClient:
                 await asyncio.wait_for(self._dirty.wait(), WATCHDOG_CHECK_S)
             if stop.is_set():
                 break
+            self._retry_refused()
             if self._dirty.is_set():
                 await self._sync(ws)
             self._check_watchdog()
@@ -320,6 +334,15 @@ class DeribitWsClient:
         if silent > self.data_watchdog_s:
             self.stats.watchdog_reconnects += 1
             raise SessionEnded(f"watchdog: no data for {silent:.1f}s although the socket is up")
+
+    def _retry_refused(self) -> None:
+        """Asks for the refused channels again once their backoff has passed."""
+        at = self._refused_retry_at
+        if at is None or not self.refused or time.monotonic() < at:
+            return
+        self._refused_retry_at = None
+        self.refused.clear()
+        self._dirty.set()
 
     # ---- subscriptions ------------------------------------------------------------------------
     async def _sync(self, ws: FastClientConnection) -> None:
@@ -341,10 +364,28 @@ class DeribitWsClient:
             got = set(result) if isinstance(result, list) else set()
             requested = set(batch)
             self.acked.update(got & requested)
+            back = [ch for ch in batch if ch in got and ch in self.was_refused]
+            if back:
+                self.was_refused.difference_update(back)
+                log.warning("%s: %d refused channels are subscribed now", self.name, len(back))
+                if self.on_accepted is not None:
+                    self._safe(self.on_accepted, self, back)
             refused = [ch for ch in batch if ch not in got]
             if refused:
                 self.refused.update(refused)
+                self.was_refused.update(refused)
                 self.stats.refused_channels += len(refused)
+                delay = max(
+                    REFUSED_RETRY_BASE_S,
+                    backoff_delay(
+                        self._refused_rounds,
+                        base_s=REFUSED_RETRY_BASE_S,
+                        cap_s=REFUSED_RETRY_CAP_S,
+                        rng=self._rng,
+                    ),
+                )
+                self._refused_rounds += 1
+                self._refused_retry_at = time.monotonic() + delay
                 log.error(
                     "%s: the exchange REFUSED %d of %d channels (not in the ack): %s",
                     self.name,
@@ -354,6 +395,8 @@ class DeribitWsClient:
                 )
                 if self.on_refused is not None:
                     self._safe(self.on_refused, self, refused)
+            elif not self.refused:
+                self._refused_rounds = 0
             # Channels removed while the call was in flight are unsubscribed next round.
             if any(ch not in self.wanted for ch in got):
                 self._dirty.set()

@@ -92,8 +92,8 @@ async def test_a_trade_stamped_in_the_future_is_refused_and_repair_keeps_working
     await assert_trades_exact(database_url, fake, lo_ms, cut_ms)
     refused = {r: n for r, n in run.collector.rejects.by_reason.items() if FUTURE_REASON in r}
     assert sum(refused.values()) == 1, run.collector.rejects.by_reason
-    now_ms = int(fake.clock.now() * 1000)
     newest = await query(database_url, "SELECT max(timestamp) FROM eth_option_trades")
+    now_ms = int(fake.clock.now() * 1000)
     assert int(newest[0][0].timestamp() * 1000) <= now_ms
     assert (run.collector.coverage.complete_through_ms() or 0) <= now_ms
     assert await stop_collector(run) == 0
@@ -102,3 +102,53 @@ async def test_a_trade_stamped_in_the_future_is_refused_and_repair_keeps_working
     assert again.collector.repair_from_ms is not None
     assert again.collector.repair_from_ms <= int(fake.clock.now() * 1000)
     assert await stop_collector(again) == 0
+
+
+async def test_refused_channels_are_asked_again_and_their_absence_is_recorded(
+    database_url: str,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+) -> None:
+    fake = await fake_hour(hour_market(listing_every_s=None))
+    option = fake.market.instruments("ETH", "option", False)[0]["instrument_name"]
+    trades_channel = "trades.option.ETH.100ms"
+    refused = {trades_channel, f"quote.{option}"}
+    fake.faults.refuse_channels = set(refused)
+    settings = load_settings(collector_env(fake, database_url, tmp_path / "spool"))
+    await apply_settings_schema(settings)
+    started_ms = int(fake.clock.now() * 1000)
+    run = await start_collector(settings, fake)
+    # Asked again on the same socket (no reconnect), with backoff.
+    await wait_for(lambda: fake.stats.refused_channels >= 3 * len(refused), 30, "asked again")
+    refused_until_ms = int(fake.clock.now() * 1000)
+    assert fake.stats.connections == 1
+    fake.faults.refuse_channels = set()
+    session = max(fake.sessions, key=lambda x: x.conn_id)
+    await wait_for(lambda: refused <= session.channels, 30, "the refused channels subscribed")
+    await asyncio.sleep(2.0)
+    cut_ms = int((fake.clock.now() - 10.0) * 1000)
+    # Trades: the markprice stream on the same socket did not close the first start's window;
+    # the trades channel did, once it flowed, and everything was re-read (back to
+    # TRADE_REPAIR_MAX_AGE_S=7200 before that moment: the oldest minutes aged out meanwhile,
+    # and that part is a recorded, unrepaired gap).
+    await assert_trades_exact(database_url, fake, cut_ms - 7_000_000, cut_ms)
+    aged = await query(
+        database_url,
+        "SELECT count(*) FROM data_gaps WHERE table_name = 'eth_option_trades' "
+        "AND reason LIKE '%%older than TRADE_REPAIR_MAX_AGE_S' AND NOT repaired",
+    )
+    assert aged == [(1,)]
+    assert await stop_collector(run) == 0
+    assert fake.stats.connections == 1
+    # Quotes of the refused channel: its absence is a recorded gap.
+    gaps = await query(
+        database_url,
+        "SELECT scope, (extract(epoch from gap_start) * 1000)::bigint, "
+        "(extract(epoch from gap_end) * 1000)::bigint, reason, repaired FROM data_gaps "
+        "WHERE table_name = 'eth_option_quotes'",
+    )
+    mine = [g for g in gaps if g[0] == option]
+    assert len(mine) == 1, gaps
+    _, start, end, reason, repaired = mine[0]
+    assert "refused" in reason and not repaired
+    assert started_ms <= start <= started_ms + 120_000 and end >= refused_until_ms
