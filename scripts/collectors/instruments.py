@@ -80,6 +80,7 @@ class OptionChain:
         self.live: dict[str, InstrumentRow | None] = {}  # None: listed, row not fetched yet
         self.gone: set[str] = set()
         self.listed_at: dict[str, float] = {}  # market time each option was first followed
+        self.latest_expiry_ms: int | None = None  # the newest expiry of a dropped option
         self._to_fetch: set[str] = set()
         self._wake = asyncio.Event()
         self._reconcile_due = False
@@ -172,6 +173,10 @@ class OptionChain:
         for name in gone:
             self.listed_at.pop(name, None)
             row = self.live.pop(name)
+            expiry = row.expiration_timestamp if row is not None else None
+            if expiry is not None and expiry <= now:
+                ms = int(expiry.timestamp() * 1000)
+                self.latest_expiry_ms = max(ms, self.latest_expiry_ms or ms)
             if row is not None:
                 self.writer.add(INSTRUMENTS, None, row._replace(is_active=False, last_seen=now))
         log.info("%s: dropped %s (%s)", self.spec.code, ", ".join(gone), why)

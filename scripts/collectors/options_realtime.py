@@ -16,7 +16,8 @@ Channels (WebSocket, unauthenticated, hence `100ms` and not `raw`) and what they
 - REST `get_order_book(depth=ORDERBOOK_DEPTH)` per option every
   ORDERBOOK_SNAPSHOT_INTERVAL_S -> `{cur}_option_orderbook_depth`.
 - REST `get_last_trades_by_currency_and_time` / `get_last_trades_by_instrument` -> missed
-  trades, and `data_gaps` rows.
+  trades, and `data_gaps` rows; windows that an expiry crossed are read from the history
+  host (`DERIBIT_HISTORY_URL`) too (see `trade_repair.py`).
 
 Quotes are per instrument, not 100 ms tickers: `quote.*` is sent on every best bid/ask change
 (complete) and is small, where a ticker per option every 100 ms would be ten times the
@@ -100,6 +101,7 @@ class OptionsRealtimeCollector:
         clock: Clock,
         client_version: str,
         subscribe_share: float = 1.0,
+        history: DeribitRestClient | None = None,
     ) -> None:
         self.settings = s = settings
         self.spec = spec = settings.currency
@@ -118,6 +120,8 @@ class OptionsRealtimeCollector:
             clock=clock,
             watch=self.watch,
             max_age_s=s.trade_repair_max_age_s,
+            history=history,
+            expired_since=self._expired_since,
         )
         self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
         self.coverage = TradeCoverage(
@@ -176,6 +180,12 @@ class OptionsRealtimeCollector:
         self._not_running_since: datetime | None = None
         self.started = asyncio.Event()  # the first socket is subscribed (tests wait on it)
         self.prepared = False
+
+    def _expired_since(self, start_ms: int) -> bool:
+        """An option of the chain expired at or after `start_ms` (the fake exchange's expiries
+        are not at 08:00 UTC; Deribit's are, and the repairer checks that itself)."""
+        latest = self.chain.latest_expiry_ms
+        return latest is not None and latest >= start_ms
 
     # ---- sockets ------------------------------------------------------------------------------
     def _make_client(self, name: str) -> DeribitWsClient:

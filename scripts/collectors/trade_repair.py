@@ -25,6 +25,13 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   database merges into the writer's repaired=False row.
 - `floor_ms()` is the oldest exchange time still queued or being read, for the durable
   "complete through" mark (trade_coverage.py).
+- Expired options: Deribit documents no `get_last_trades_*` answer for an option that has
+  expired, and its history host (`DERIBIT_HISTORY_URL`, with `include_old=true`) serves every
+  trade of every instrument, about 5 s after it happens (protocol notes §13.3). A window from
+  before an expiry (any 08:00 UTC, or an expiry the chain saw) to now is therefore read from
+  the main host and then from the history host, de-duplicated by trade_id: the main host for
+  the newest seconds, the history host for the options that expired meanwhile. A hole of an
+  expired option (by its name) is read from the history host.
 
 Windows wait `settle_s` (market time) before they are read, so trades still on the wire land
 first and neighbouring windows merge into one read.
@@ -37,10 +44,12 @@ import contextlib
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from scripts.clock import Clock
+from scripts.collectors.expiry import expired_names
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
@@ -152,9 +161,13 @@ class TradeRepairer:
         watch: TradeWatch,
         max_age_s: float,
         settle_s: float = 2.0,
+        history: DeribitRestClient | None = None,
+        expired_since: Callable[[int], bool] = lambda start_ms: False,
     ) -> None:
         self.spec = spec
         self.rest = rest
+        self.history = history
+        self.expired_since = expired_since  # did an option of this chain expire after start?
         self.writer = writer
         self.clock = clock
         self.watch = watch
@@ -169,6 +182,7 @@ class TradeRepairer:
         self.windows_failed = 0
         self.trades_recovered = 0
         self.rest_pages = 0
+        self.history_reads = 0  # windows also read from the history host
         self.id_pages = 0  # pages read by start_id (a millisecond holding over 1000 trades)
         self.busy = False
         self._reading_from_ms: int | None = None
@@ -258,31 +272,25 @@ class TradeRepairer:
         finally:
             self._reading_from_ms = None
 
+    def _hosts(self, start_ms: int) -> list[tuple[DeribitRestClient, dict[str, Any]]]:
+        """Where a window starting at `start_ms` is read (see the module doc)."""
+        hosts: list[tuple[DeribitRestClient, dict[str, Any]]] = [(self.rest, {})]
+        if self.history is not None and (
+            _expiry_between(start_ms, self.clock.now_ms()) or self.expired_since(start_ms)
+        ):
+            self.history_reads += 1
+            hosts.append((self.history, {"include_old": True}))
+        return hosts
+
     async def _repair_window(self, w: Window, *, lost: GapRow | None = None) -> None:
         """Re-reads `w`; `lost`: the writer's loss row it repairs, recorded repaired=True."""
         start = w.start_ms
         seen: set[str] = set()
         recovered = 0
         try:
-            for _ in range(MAX_PAGES_PER_WINDOW):
-                result = await self.rest.get_last_trades_by_currency_and_time(
-                    self.spec.api_currency,
-                    start,
-                    w.end_ms,
-                    kind="option",
-                    count=PAGE_COUNT,
-                    sorting="asc",
-                )
-                self.rest_pages += 1
-                trades = result.get("trades") or []
-                recovered += self._write_fresh(trades, seen)
-                if not result.get("has_more") or not trades:
-                    break
-                last_ms = max(int(t.get("timestamp", start)) for t in trades)
-                if last_ms <= start and len(trades) >= PAGE_COUNT:
-                    recovered += await self._read_millisecond(start, trades, seen)
-                    last_ms = start + 1  # that millisecond is read whole
-                start = max(start, last_ms)
+            for client, extra in self._hosts(w.start_ms):
+                start = w.start_ms
+                recovered += await self._read_window(client, extra, start, w.end_ms, seen)
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             log.error(
@@ -304,12 +312,52 @@ class TradeRepairer:
             log.info("%s: repaired %s (%d trades recovered)", self.table, w.reason, recovered)
             self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
 
-    async def _read_millisecond(self, ms: int, page: list[Any], seen: set[str]) -> int:
+    async def _read_window(
+        self,
+        client: DeribitRestClient,
+        extra: dict[str, Any],
+        start: int,
+        end_ms: int,
+        seen: set[str],
+    ) -> int:
+        """Reads [start, end_ms] from one host; returns how many trades the stream missed."""
+        recovered = 0
+        for _ in range(MAX_PAGES_PER_WINDOW):
+            result: Any = await client.call(
+                "get_last_trades_by_currency_and_time",
+                currency=self.spec.api_currency,
+                kind="option",
+                start_timestamp=start,
+                end_timestamp=end_ms,
+                count=PAGE_COUNT,
+                sorting="asc",
+                **extra,
+            )
+            self.rest_pages += 1
+            trades = result.get("trades") or []
+            recovered += self._write_fresh(trades, seen)
+            if not result.get("has_more") or not trades:
+                break
+            last_ms = max(int(t.get("timestamp", start)) for t in trades)
+            if last_ms <= start and len(trades) >= PAGE_COUNT:
+                recovered += await self._read_millisecond(client, extra, start, trades, seen)
+                last_ms = start + 1  # that millisecond is read whole
+            start = max(start, last_ms)
+        return recovered
+
+    async def _read_millisecond(
+        self,
+        client: DeribitRestClient,
+        extra: dict[str, Any],
+        ms: int,
+        page: list[Any],
+        seen: set[str],
+    ) -> int:
         """Reads every trade of one millisecond by `start_id` (more than a page share it)."""
         recovered = 0
         for _ in range(MAX_PAGES_PER_WINDOW):
             last_id = str(page[-1].get("trade_id"))
-            result: Any = await self.rest.call(
+            result: Any = await client.call(
                 "get_last_trades_by_currency",
                 currency=self.spec.api_currency,
                 kind="option",
@@ -318,6 +366,7 @@ class TradeRepairer:
                 end_timestamp=ms,
                 count=PAGE_COUNT,
                 sorting="asc",
+                **extra,
             )
             self.rest_pages += 1
             self.id_pages += 1
@@ -342,14 +391,19 @@ class TradeRepairer:
             return  # a window read since the hole was seen filled it
         start_seq = h.start_seq
         recovered = 0
+        client, extra = self.rest, {}
+        if self.history is not None and expired_names([h.instrument_name], self.clock.now(), 0):
+            client, extra = self.history, {"include_old": True}
         try:
             while start_seq <= h.end_seq:
-                result = await self.rest.get_last_trades_by_instrument(
-                    h.instrument_name,
+                result: Any = await client.call(
+                    "get_last_trades_by_instrument",
+                    instrument_name=h.instrument_name,
                     start_seq=start_seq,
                     end_seq=h.end_seq,
                     count=PAGE_COUNT,
                     sorting="asc",
+                    **extra,
                 )
                 self.rest_pages += 1
                 trades = result.get("trades") or []
@@ -408,6 +462,16 @@ class TradeRepairer:
         )
         self.writer.add(DATA_GAPS, None, row)
         self.writer.status.note_gap()
+
+
+EXPIRY_HOUR_MS = 8 * 3_600_000  # Deribit's options and futures expire at 08:00 UTC
+DAY_MS = 86_400_000
+
+
+def _expiry_between(start_ms: int, now_ms: int) -> bool:
+    """True when an 08:00 UTC lies in [start_ms, now_ms]."""
+    first = -((EXPIRY_HOUR_MS - start_ms) // DAY_MS) * DAY_MS + EXPIRY_HOUR_MS
+    return first <= now_ms
 
 
 def _floor_ms(at: datetime) -> int:

@@ -152,3 +152,45 @@ async def test_refused_channels_are_asked_again_and_their_absence_is_recorded(
     _, start, end, reason, repaired = mine[0]
     assert "refused" in reason and not repaired
     assert started_ms <= start <= started_ms + 120_000 and end >= refused_until_ms
+
+
+async def test_trades_of_an_option_that_expired_during_an_outage_are_repaired_from_history(
+    database_url: str,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+) -> None:
+    # The nearest expiry 600 market seconds after the start; the socket is refused from
+    # shortly before it to well after it, so its last trades are missed by the stream and
+    # can only be read once the option has expired (the main host no longer has them).
+    fake = await fake_hour(hour_market(listing_every_s=None, first_expiry_in_s=600.0))
+    expiring = [
+        i
+        for i in fake.market.instruments("ETH", "option", False)
+        if i["expiration_timestamp"]
+        == min(j["expiration_timestamp"] for j in fake.market.instruments("ETH", "option", False))
+    ]
+    expiry_ms = expiring[0]["expiration_timestamp"]
+    settings = load_settings(collector_env(fake, database_url, tmp_path / "spool"))
+    await apply_settings_schema(settings)
+    run = await start_collector(settings, fake)
+    await wait_for(lambda: fake.clock.now() * 1000 >= expiry_ms - 120_000, 60, "near expiry")
+    before = fake.stats.connections
+    fake.faults.refuse_connections_until = time.time() + 3600.0
+    await fake.drop_all_connections()
+    lost_from_ms = int(fake.clock.now() * 1000)
+    assert lost_from_ms < expiry_ms - 30_000, "the start took too long to test before expiry"
+    await wait_for(lambda: fake.clock.now() * 1000 >= expiry_ms + 60_000, 60, "past expiry")
+    fake.faults.refuse_connections_until = None
+    await wait_for(lambda: fake.stats.connections > before, 60, "reconnected")
+    await asyncio.sleep(3.0)
+    cut_ms = int((fake.clock.now() - 10.0) * 1000)
+    names = {i["instrument_name"] for i in expiring}
+    lost = [
+        t
+        for t in fake.truth.trades
+        if t["instrument_name"] in names and lost_from_ms <= t["timestamp"] <= expiry_ms
+    ]
+    assert lost  # the expiring options traded while the socket was down
+    await assert_trades_exact(database_url, fake, lost_from_ms - 60_000, cut_ms)
+    assert run.collector.repairer.history_reads >= 1  # the window was read from history too
+    assert await stop_collector(run) == 0
