@@ -31,7 +31,7 @@ from scripts.normalize import instruments as ninst
 from scripts.normalize import quotes as nquotes
 from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
-from scripts.normalize.common import MalformedMessage
+from scripts.normalize.common import FAST_MS_LIMIT, MalformedMessage
 from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S, future_limit
 from scripts.normalize.quotes import parse_quote
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
@@ -73,8 +73,8 @@ class MessageRouter:
         # name -> (mark_iv, mark_price, exchange ms of the mark)
         self.marks: dict[str, tuple[float | None, float | None, int]] = {}
         self._mark_max_age_ms = int(MARK_MAX_AGE_S * 1000)
-        self._limit_of: datetime | None = None  # the received_at the limit below is for
-        self._future_limit_ms = 0  # quotes stamped after this are refused (normalize/future.py)
+        # Quotes stamped at or after this are refused (normalize/future.py); set per read.
+        self._ts_limit_ms = 0
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
@@ -104,6 +104,9 @@ class MessageRouter:
         else:
             self._last_received_at = received_at
             self._status.note_messages()
+            self._ts_limit_ms = min(
+                int((received_at.timestamp() + FUTURE_TOLERANCE_S) * 1000), FAST_MS_LIMIT
+            )
         try:
             handler(channel, data, received_at)
         except MalformedMessage as exc:
@@ -122,15 +125,14 @@ class MessageRouter:
     # ---- quotes -------------------------------------------------------------------------------
     def _quote(self, channel: str, data: Any, received_at: datetime) -> None:
         row = parse_quote(
-            data, received_at=received_at, marks=self.marks, mark_max_age_ms=self._mark_max_age_ms
+            data,
+            received_at=received_at,
+            marks=self.marks,
+            mark_max_age_ms=self._mark_max_age_ms,
+            ts_limit_ms=self._ts_limit_ms,
         )
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
-        if received_at is not self._limit_of:  # once per socket read
-            self._limit_of = received_at
-            self._future_limit_ms = int((received_at.timestamp() + FUTURE_TOLERANCE_S) * 1000)
-        if data["timestamp"] > self._future_limit_ms:
-            raise MalformedMessage(f"quote: {FUTURE_REASON}")
         if self._is_ours(row[1], channel, data, received_at):
             self._add_quote_row(row)
             self._quote_rows += 1
