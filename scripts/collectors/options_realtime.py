@@ -65,7 +65,8 @@ from scripts.collectors.instruments import OptionChain
 from scripts.collectors.rejects import Rejects, channel_of_raw
 from scripts.collectors.router import MessageRouter
 from scripts.collectors.trade_coverage import POLL_S, TradeCoverage, read_mark
-from scripts.collectors.trade_repair import TradeRepairer, TradeWatch, newest_timestamp
+from scripts.collectors.trade_repair import TradeRepairer, newest_timestamp
+from scripts.collectors.trade_watch import TradeWatch
 from scripts.config import Settings
 from scripts.deribit import channels as ch
 from scripts.deribit.rest import DeribitRestClient

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.trade_repair import SeqHole, TradeWatch
+from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit import channels as ch
 from scripts.models import InstrumentRow

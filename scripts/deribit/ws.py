@@ -12,7 +12,7 @@ One `DeribitWsClient` is one socket (see shared/docs/deribit-protocol.md §2-4, 
 - each ack is compared with its request: a channel the exchange left out was refused
   (Deribit drops unknown channels silently), is logged loudly, counted, reported to
   `on_refused`, and asked for again on the same socket after a capped, jittered backoff
-  (REFUSED_RETRY_BASE_S doubling up to REFUSED_RETRY_CAP_S, reset once nothing is refused);
+  (`ws_retry.py`);
   a channel acknowledged after it was refused is reported to `on_accepted`;
 - `add_channels` / `remove_channels` change the wanted set while it runs (new listings,
   expiries); after a reconnect every wanted channel is subscribed again;
@@ -70,6 +70,7 @@ from scripts.deribit.protocol import (
     parse_frame,
 )
 from scripts.deribit.ws_conn import FastClientConnection
+from scripts.deribit.ws_retry import RefusedRetry, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,6 @@ REQUEST_TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 WATCHDOG_CHECK_S = 0.25
-REFUSED_RETRY_BASE_S = 1.0  # wall seconds before a refused channel is asked for again ...
-REFUSED_RETRY_CAP_S = 60.0  # ... doubling up to this
 
 NotificationHandler = Callable[[str, Any, datetime], None]
 MalformedHandler = Callable[["DeribitWsClient", bytes | str, str], None]
@@ -114,11 +113,6 @@ class WsStats:
     watchdog_reconnects: int = 0
     rate_limited: int = 0
     callback_errors: int = 0
-
-
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter, in seconds."""
-    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
 
 
 class DeribitWsClient:
@@ -169,8 +163,6 @@ class DeribitWsClient:
         self.acked: set[str] = set()  # acknowledged on the current socket
         self.refused: set[str] = set()  # refused on the current socket, waiting for a retry
         self.was_refused: set[str] = set()  # refused, not acknowledged since (any socket)
-        self._refused_retry_at: float | None = None  # monotonic time of the next retry
-        self._refused_rounds = 0  # retries since nothing was refused (the backoff's exponent)
         self.connected = False
         self.last_data_at: float | None = None  # wall (monotonic) time of the last notification
         self.last_data_market_s: float | None = None  # market time of the last notification
@@ -178,6 +170,7 @@ class DeribitWsClient:
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._dirty = asyncio.Event()
         self._rng = random.Random(seed)
+        self._refused_retry = RefusedRetry(self._rng)
         self._ws: FastClientConnection | None = None
         self._session_had_data = False
         self._read_failed: asyncio.Future[None] | None = None
@@ -194,7 +187,7 @@ class DeribitWsClient:
             elif ch in self.refused:  # asked again (e.g. a listing went live): try again
                 self.refused.discard(ch)
                 added = True
-                self._refused_rounds = 0
+                self._refused_retry.reset()
         if added:
             self._dirty.set()
 
@@ -274,8 +267,7 @@ class DeribitWsClient:
         self._ws = None
         self.acked.clear()
         self.refused.clear()  # (a new socket asks for everything again)
-        self._refused_retry_at = None
-        self._refused_rounds = 0
+        self._refused_retry.reset()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
@@ -337,12 +329,9 @@ class DeribitWsClient:
 
     def _retry_refused(self) -> None:
         """Asks for the refused channels again once their backoff has passed."""
-        at = self._refused_retry_at
-        if at is None or not self.refused or time.monotonic() < at:
-            return
-        self._refused_retry_at = None
-        self.refused.clear()
-        self._dirty.set()
+        if self.refused and self._refused_retry.due():
+            self.refused.clear()
+            self._dirty.set()
 
     # ---- subscriptions ------------------------------------------------------------------------
     async def _sync(self, ws: FastClientConnection) -> None:
@@ -375,28 +364,20 @@ class DeribitWsClient:
                 self.refused.update(refused)
                 self.was_refused.update(refused)
                 self.stats.refused_channels += len(refused)
-                delay = max(
-                    REFUSED_RETRY_BASE_S,
-                    backoff_delay(
-                        self._refused_rounds,
-                        base_s=REFUSED_RETRY_BASE_S,
-                        cap_s=REFUSED_RETRY_CAP_S,
-                        rng=self._rng,
-                    ),
-                )
-                self._refused_rounds += 1
-                self._refused_retry_at = time.monotonic() + delay
+                delay = self._refused_retry.refused()
                 log.error(
-                    "%s: the exchange REFUSED %d of %d channels (not in the ack): %s",
+                    "%s: the exchange REFUSED %d of %d channels (not in the ack; asked again "
+                    "in %.0f s): %s",
                     self.name,
                     len(refused),
                     len(batch),
+                    delay,
                     ", ".join(refused[:20]) + (" ..." if len(refused) > 20 else ""),
                 )
                 if self.on_refused is not None:
                     self._safe(self.on_refused, self, refused)
             elif not self.refused:
-                self._refused_rounds = 0
+                self._refused_retry.reset()
             # Channels removed while the call was in flight are unsubscribed next round.
             if any(ch not in self.wanted for ch in got):
                 self._dirty.set()
