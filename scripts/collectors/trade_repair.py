@@ -4,9 +4,10 @@ The live stream is `trades.option.{api_currency}.100ms`. Trades go missing when 
 drops, when the process is down, and when a frame cannot be read; this module finds each
 such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
 
-- `TradeWatch` (trade_watch.py) follows the stream: the newest trade timestamp seen (every trade up to it
-  was sent before it on the same socket, so a window that starts there misses nothing) and
-  `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence number).
+- `TradeWatch` (trade_watch.py) follows the stream: the newest trade timestamp seen (every
+  trade up to it was sent before it on the same socket, so a window that starts there misses
+  nothing) and `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence
+  number).
 - `TradeRepairer` re-reads windows with `get_last_trades_by_currency_and_time` (kind=option,
   sorting asc, count 1000, paginated on the last timestamp, deduplicated by trade_id) and
   instrument holes with `get_last_trades_by_instrument` (start_seq/end_seq). A page of 1000
