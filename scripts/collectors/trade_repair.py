@@ -31,8 +31,10 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   trade of every instrument, about 5 s after it happens (protocol notes §13.3). A window from
   before an expiry (any 08:00 UTC, or an expiry the chain saw) to now is therefore read from
   the main host and then from the history host, de-duplicated by trade_id: the main host for
-  the newest seconds, the history host for the options that expired meanwhile. A hole of an
-  expired option (by its name) is read from the history host.
+  the newest seconds, the history host for the options that expired meanwhile. The windows
+  of a start, a disconnect or a writer's loss are read from both as well (options may have
+  expired where the chain did not see it). A hole of an expired option (by its name) is read
+  from the history host.
 
 Windows wait `settle_s` (market time) before they are read, so trades still on the wire land
 first and neighbouring windows merge into one read.
@@ -198,7 +200,8 @@ class TradeRepairer:
         try:
             for g in lost:
                 start_ms, end_ms = _floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
-                await self._repair_window(Window(start_ms, end_ms, g.reason, False), lost=g)
+                # (always_record: a long outage may span expiries; see `_hosts`)
+                await self._repair_window(Window(start_ms, end_ms, g.reason, True), lost=g)
             for w in windows:
                 await self._repair_window(w)
             for h in holes:
@@ -208,11 +211,16 @@ class TradeRepairer:
         finally:
             self._reading_from_ms = None
 
-    def _hosts(self, start_ms: int) -> list[tuple[DeribitRestClient, dict[str, Any]]]:
-        """Where a window starting at `start_ms` is read (see the module doc)."""
+    def _hosts(self, w: Window) -> list[tuple[DeribitRestClient, dict[str, Any]]]:
+        """Where window `w` is read (see the module doc). A start or a disconnect window is
+        read from the history host too: options may have expired while this process was not
+        listening, and the chain only knows the expiries it saw."""
         hosts: list[tuple[DeribitRestClient, dict[str, Any]]] = [(self.rest, {})]
+        start_ms = w.start_ms
         if self.history is not None and (
-            _expiry_between(start_ms, self.clock.now_ms()) or self.expired_since(start_ms)
+            w.always_record
+            or _expiry_between(start_ms, self.clock.now_ms())
+            or self.expired_since(start_ms)
         ):
             self.history_reads += 1
             hosts.append((self.history, {"include_old": True}))
@@ -224,7 +232,7 @@ class TradeRepairer:
         seen: set[str] = set()
         recovered = 0
         try:
-            for client, extra in self._hosts(w.start_ms):
+            for client, extra in self._hosts(w):
                 start = w.start_ms
                 recovered += await self._read_window(client, extra, start, w.end_ms, seen)
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
