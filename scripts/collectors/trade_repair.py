@@ -30,11 +30,11 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   expired, and its history host (`DERIBIT_HISTORY_URL`, with `include_old=true`) serves every
   trade of every instrument, about 5 s after it happens (protocol notes §13.3). A window from
   before an expiry (any 08:00 UTC, or an expiry the chain saw) to now is therefore read from
-  the main host and then from the history host, de-duplicated by trade_id: the main host for
-  the newest seconds, the history host for the options that expired meanwhile. The windows
-  of a start, a disconnect or a writer's loss are read from both as well (options may have
-  expired where the chain did not see it). A hole of an expired option (by its name) is read
-  from the history host.
+  the history host, then its last HISTORY_LAG_MS from the main host (the history host may not
+  have the newest seconds yet), de-duplicated by trade_id. The windows of a start, a
+  disconnect or a writer's loss are read that way too (options may have expired where the
+  chain did not see it). A hole of an expired option (by its name) is read from the history
+  host.
 
 Windows wait `settle_s` (market time) before they are read, so trades still on the wire land
 first and neighbouring windows merge into one read.
@@ -200,7 +200,7 @@ class TradeRepairer:
         try:
             for g in lost:
                 start_ms, end_ms = _floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
-                # (always_record: a long outage may span expiries; see `_hosts`)
+                # (always_record: a long outage may span expiries; see `_use_history`)
                 await self._repair_window(Window(start_ms, end_ms, g.reason, True), lost=g)
             for w in windows:
                 await self._repair_window(w)
@@ -211,20 +211,18 @@ class TradeRepairer:
         finally:
             self._reading_from_ms = None
 
-    def _hosts(self, w: Window) -> list[tuple[DeribitRestClient, dict[str, Any]]]:
-        """Where window `w` is read (see the module doc). A start or a disconnect window is
-        read from the history host too: options may have expired while this process was not
+    def _use_history(self, w: Window) -> bool:
+        """Window `w` is read from the history host too (see the module doc). A start or a
+        disconnect window always: options may have expired while this process was not
         listening, and the chain only knows the expiries it saw."""
-        hosts: list[tuple[DeribitRestClient, dict[str, Any]]] = [(self.rest, {})]
+        if self.history is None:
+            return False
         start_ms = w.start_ms
-        if self.history is not None and (
+        return (
             w.always_record
             or _expiry_between(start_ms, self.clock.now_ms())
             or self.expired_since(start_ms)
-        ):
-            self.history_reads += 1
-            hosts.append((self.history, {"include_old": True}))
-        return hosts
+        )
 
     async def _repair_window(self, w: Window, *, lost: GapRow | None = None) -> None:
         """Re-reads `w`; `lost`: the writer's loss row it repairs, recorded repaired=True."""
@@ -232,9 +230,15 @@ class TradeRepairer:
         seen: set[str] = set()
         recovered = 0
         try:
-            for client, extra in self._hosts(w):
-                start = w.start_ms
-                recovered += await self._read_window(client, extra, start, w.end_ms, seen)
+            if self.history is not None and self._use_history(w):
+                # The history host first, oldest first like the main host (a read cut short
+                # by a kill has then stored the oldest trades of every option), then the main
+                # host for what the history host may not have yet.
+                self.history_reads += 1
+                history = {"include_old": True}
+                recovered += await self._read_window(self.history, history, start, w.end_ms, seen)
+                start = max(w.start_ms, w.end_ms - HISTORY_LAG_MS)
+            recovered += await self._read_window(self.rest, {}, start, w.end_ms, seen)
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             log.error(
@@ -408,6 +412,7 @@ class TradeRepairer:
         self.writer.status.note_gap()
 
 
+HISTORY_LAG_MS = 60_000  # the history host has a trade ~5 s after it (§13.3): a margin
 EXPIRY_HOUR_MS = 8 * 3_600_000  # Deribit's options and futures expire at 08:00 UTC
 DAY_MS = 86_400_000
 
