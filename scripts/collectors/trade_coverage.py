@@ -66,6 +66,7 @@ class _Open(NamedTuple):
     start_ms: int | None  # None: nothing to re-read (TRADE_REPAIR_MAX_AGE_S=0, first run)
     reason: str
     connected_at_s: float | None  # market time of the connect; None while disconnected
+    begun_at_s: float | None = None  # the run's start window: its age is taken from here
 
 
 class TradeCoverage:
@@ -96,7 +97,7 @@ class TradeCoverage:
     # ---- windows ------------------------------------------------------------------------------
     def begin(self, start_ms: int | None, reason: str) -> None:
         """The run starts: trades from `start_ms` on are re-read once the stream flows."""
-        self._open = _Open(start_ms, reason, None)
+        self._open = _Open(start_ms, reason, None, self.clock.now())
 
     def disconnected(self, reason: str) -> None:
         """The trade socket went down: what it did not deliver is re-read once data flows.
@@ -143,8 +144,14 @@ class TradeCoverage:
             if at is not None and last_trades_s is not None and last_trades_s >= at:
                 self._open = None
                 if opened.start_ms is not None:
+                    # (the start window's TRADE_REPAIR_MAX_AGE_S counts from the start, not
+                    # from when the stream was first seen to flow)
                     self.repairer.request_window(
-                        opened.start_ms, self._end_ms(), opened.reason, always_record=True
+                        opened.start_ms,
+                        self._end_ms(),
+                        opened.reason,
+                        always_record=True,
+                        as_of_s=opened.begun_at_s,
                     )
                 self.stream_from_ms = int(now_s * 1000)
             return

@@ -127,10 +127,18 @@ class TradeRepairer:
 
     # ---- intake -------------------------------------------------------------------------------
     def request_window(
-        self, start_ms: int, end_ms: int, reason: str, *, always_record: bool = False
+        self,
+        start_ms: int,
+        end_ms: int,
+        reason: str,
+        *,
+        always_record: bool = False,
+        as_of_s: float | None = None,
     ) -> None:
-        """Re-read [start_ms, end_ms] (exchange time, inclusive)."""
-        oldest_ms = int((self.clock.now() - self.max_age_s) * 1000)
+        """Re-read [start_ms, end_ms] (exchange time, inclusive); what is older than
+        TRADE_REPAIR_MAX_AGE_S before `as_of_s` (default now) is recorded, not read."""
+        as_of = self.clock.now() if as_of_s is None else as_of_s
+        oldest_ms = int((as_of - self.max_age_s) * 1000)
         if start_ms < oldest_ms - 60_000:  # (not for the clock moving while we compute)
             self._record(start_ms, oldest_ms, f"{reason}: older than TRADE_REPAIR_MAX_AGE_S", False)
             start_ms = oldest_ms
