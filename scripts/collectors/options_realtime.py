@@ -378,7 +378,7 @@ class OptionsRealtimeCollector:
                 self.repair_from_ms = mark
         elif s.trade_repair_max_age_s > 0:
             self.repair_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)
-        self.coverage.begin(self.repair_from_ms, reason)
+        self.coverage.begin(self.repair_from_ms, reason, at_s=now_s)
         self._not_running_since = newest_quote
         names = await self.chain.load()
         self.pool.add_channels(self.fixed_channels)

@@ -95,9 +95,10 @@ class TradeCoverage:
         self.silences = 0
 
     # ---- windows ------------------------------------------------------------------------------
-    def begin(self, start_ms: int | None, reason: str) -> None:
-        """The run starts: trades from `start_ms` on are re-read once the stream flows."""
-        self._open = _Open(start_ms, reason, None, self.clock.now())
+    def begin(self, start_ms: int | None, reason: str, at_s: float | None = None) -> None:
+        """The run starts (at market time `at_s`, default now): trades from `start_ms` on are
+        re-read once the stream flows."""
+        self._open = _Open(start_ms, reason, None, self.clock.now() if at_s is None else at_s)
 
     def disconnected(self, reason: str) -> None:
         """The trade socket went down: what it did not deliver is re-read once data flows.

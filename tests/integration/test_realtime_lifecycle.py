@@ -128,16 +128,14 @@ async def test_refused_channels_are_asked_again_and_their_absence_is_recorded(
     await asyncio.sleep(2.0)
     cut_ms = int((fake.clock.now() - 10.0) * 1000)
     # Trades: the markprice stream on the same socket did not close the first start's window;
-    # the trades channel did, once it flowed, and everything was re-read (back to
-    # TRADE_REPAIR_MAX_AGE_S=7200 before that moment: the oldest minutes aged out meanwhile,
-    # and that part is a recorded, unrepaired gap).
-    await assert_trades_exact(database_url, fake, cut_ms - 7_000_000, cut_ms)
-    aged = await query(
+    # the trades channel did, once it flowed, and everything from the first start's horizon
+    # was re-read.
+    await assert_trades_exact(database_url, fake, run.collector.repair_from_ms or 0, cut_ms)
+    unrepaired = await query(
         database_url,
-        "SELECT count(*) FROM data_gaps WHERE table_name = 'eth_option_trades' "
-        "AND reason LIKE '%%older than TRADE_REPAIR_MAX_AGE_S' AND NOT repaired",
+        "SELECT count(*) FROM data_gaps WHERE table_name = 'eth_option_trades' AND NOT repaired",
     )
-    assert aged == [(1,)]
+    assert unrepaired == [(0,)]
     assert await stop_collector(run) == 0
     assert fake.stats.connections == 1
     # Quotes of the refused channel: its absence is a recorded gap.
@@ -159,10 +157,10 @@ async def test_trades_of_an_option_that_expired_during_an_outage_are_repaired_fr
     tmp_path: Path,
     fake_hour: Any,  # noqa: F811
 ) -> None:
-    # The nearest expiry 600 market seconds after the start; the socket is refused from
+    # The nearest expiry 1200 market seconds after the start; the socket is refused from
     # shortly before it to well after it, so its last trades are missed by the stream and
     # can only be read once the option has expired (the main host no longer has them).
-    fake = await fake_hour(hour_market(listing_every_s=None, first_expiry_in_s=600.0))
+    fake = await fake_hour(hour_market(listing_every_s=None, first_expiry_in_s=1200.0))
     expiring = [
         i
         for i in fake.market.instruments("ETH", "option", False)
