@@ -12,8 +12,10 @@ Options (`options_ohlcv`), chosen so the budget fits a whole chain: OHLC, volume
 mark price at the close come from one `get_book_summary_by_currency(kind=option)` call per
 currency per minute, which carries the mark of every option, so every live option gets a row
 each minute, traded or not. The trade aggregation covers the last `recompute_minutes` plus any
-older minute (up to `late_trades_s` back) that received a trade since the previous poll, so
-trades repaired late by the real-time collector still reach their bars. Marks of minutes when
+older minute (up to `late_trades_s` back) whose bar's `trade_count` differs from the trades
+stored for it now, so trades that land late (repaired by the real-time collector, or replayed
+from its spool after a database outage, with their original `received_at`) still reach their
+bars, whenever they land and whatever the two processes' clocks say. Marks of minutes when
 this collector was down stay NULL: Deribit keeps no per-minute mark history for them.
 """
 
@@ -163,11 +165,20 @@ class FutureBarsPoller:
 def _trades_aggregate_sql(trades_table: str) -> sql.Composed:
     return sql.SQL(
         """
-        WITH touched AS (
-            SELECT DISTINCT instrument_name, date_trunc('minute', timestamp) AS minute
+        WITH counted AS (
+            SELECT instrument_name, date_trunc('minute', timestamp) AS minute, count(*) AS n
             FROM {trades}
             WHERE timestamp >= %(late_from)s AND timestamp < %(to)s
-              AND (timestamp >= %(from)s OR received_at >= %(since)s)
+            GROUP BY 1, 2
+        ), touched AS (
+            -- The recent minutes, and any older one whose bar does not count every trade
+            -- stored for it now (trades that landed late: repaired, replayed from a spool).
+            SELECT c.instrument_name, c.minute
+            FROM counted c
+            LEFT JOIN options_ohlcv o
+              ON o.instrument_name = c.instrument_name AND o.resolution = %(resolution)s
+             AND o.timestamp = c.minute
+            WHERE c.minute >= %(from)s OR o.trade_count IS DISTINCT FROM c.n
         )
         INSERT INTO options_ohlcv AS t (timestamp, instrument_name, currency, resolution,
             open, high, low, close, volume, trade_count, mark_iv_close, mark_price_close,
@@ -253,7 +264,6 @@ class OptionBarsPoller:
         self.late_trades = timedelta(seconds=late_trades_s)
         self.fetch_marks = fetch_marks
         self.cursor: datetime | None = None  # end (exclusive) of the minutes already aggregated
-        self.since: datetime | None = None  # start of the previous poll (received_at watermark)
         self.bars_upserted = 0
         self.marks_written = 0
         self.rejected = 0
@@ -263,16 +273,14 @@ class OptionBarsPoller:
     async def load_cursor(self) -> None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT max(timestamp), max(received_at) FROM options_ohlcv"
-                " WHERE currency = %s AND resolution = %s",
+                "SELECT max(timestamp) FROM options_ohlcv WHERE currency = %s AND resolution = %s",
                 (self.spec.code, RESOLUTION),
             )
             row = await cur.fetchone()
+        # (Trades recorded while this poller was down reach their bars through the count
+        # check of `_trades_aggregate_sql`, whatever their timestamps.)
         if row is not None and row[0] is not None:
             self.cursor = row[0] + timedelta(minutes=1)
-            # Trades recorded since the previous run's last poll (by the real-time collector,
-            # while this one was down) reach their bars whatever their timestamps.
-            self.since = row[1]
 
     async def poll(self, _deadline: float | None = None) -> None:
         started = now_utc(self.clock)
@@ -283,12 +291,10 @@ class OptionBarsPoller:
         frm = to - self.max_lookback
         if self.cursor is not None:
             frm = max(frm, min(to, self.cursor) - self.recompute)
-        since = (self.since - timedelta(minutes=2)) if self.since is not None else to
         params = {
             "late_from": min(frm, to - self.late_trades),
             "from": frm,
             "to": to,
-            "since": since,
             "currency": self.spec.code,
             "resolution": RESOLUTION,
             "received_at": started,
@@ -311,7 +317,6 @@ class OptionBarsPoller:
                 )
                 self.marks_written += len(marks[0])
         self.cursor = to
-        self.since = started
 
     async def _marks(self) -> tuple[list[str], list[float | None], list[float | None]] | None:
         try:

@@ -4,8 +4,15 @@ once every ORDERBOOK_SNAPSHOT_INTERVAL_S, into `{cur}_option_orderbook_depth`.
 A snapshot by REST needs no `prev_change_id` chain (nothing to break, nothing to resync) and
 costs one request per option per interval, a small share of the REST credits at the default
 300 s; a book stream would carry every change of the chain to keep a state read once per
-interval (see options_realtime.py). Each snapshot is the exchange's book at its `timestamp`
-with its `change_id`, so a book change lost on some stream cannot make a stored one wrong.
+interval (see options_realtime.py). Each snapshot is the exchange's book with its
+`change_id`, so a book change lost on some stream cannot make a stored one wrong.
+
+The row's `timestamp` is the reply's `usOut`: the exchange time the book was read, when it was
+in the stored state. The result's own `timestamp` is the time of the book's last change
+(protocol notes §6.5, §13.2: the recorded replies are stamped before their `usIn`), the same
+for every poll of a book that did not change; keyed on it, such a book would keep only its
+first row (`{cur}_option_orderbook_depth` is unique on instrument and timestamp). Without a
+`usOut`, the later of the book's time and the request's time is used.
 
 The calls of one round are spread evenly over the interval, not fired in a burst, so the
 trade repairer always finds credits; the shared limiter keeps the total within budget
@@ -84,17 +91,27 @@ class BookSnapshotter:
         return not stop.is_set()
 
     async def snapshot(self, name: str) -> None:
+        asked_ms = self.clock.now_ms()
         try:
-            result = await self.rest.get_order_book(name, self.depth)
+            reply = await self.rest.call_envelope(
+                "get_order_book", instrument_name=name, depth=self.depth
+            )
         except DeribitRestError as exc:
             self.failures += 1
             self._once.warning(f"book:{exc.code}", "get_order_book(%s) failed: %s", name, exc)
             return
         received_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        result = reply.get("result")
         try:
             row = parse_order_book(result, received_at=received_at, depth=self.depth)
         except MalformedMessage as exc:
             self.rejects.rejected("public/get_order_book", exc.reason, result, received_at)
             return
+        us_out = reply.get("usOut")
+        if type(us_out) is int and us_out > 0:
+            read_at = datetime.fromtimestamp(us_out / 1_000_000, UTC)
+        else:
+            read_at = max(row.timestamp, datetime.fromtimestamp(asked_ms / 1000, UTC))
+        row = row._replace(timestamp=read_at)
         self.writer.add(OPTION_ORDERBOOK_DEPTH, self.spec.code, row)
         self.snapshots += 1

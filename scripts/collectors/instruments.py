@@ -80,6 +80,7 @@ class OptionChain:
         self.live: dict[str, InstrumentRow | None] = {}  # None: listed, row not fetched yet
         self.gone: set[str] = set()
         self.listed_at: dict[str, float] = {}  # market time each option was first followed
+        self.latest_expiry_ms: int | None = None  # the newest expiry of a dropped option
         self._to_fetch: set[str] = set()
         self._wake = asyncio.Event()
         self._reconcile_due = False
@@ -170,13 +171,24 @@ class OptionChain:
             return
         now = self._now_dt()
         for name in gone:
+            self.listed_at.pop(name, None)
             row = self.live.pop(name)
+            expiry = row.expiration_timestamp if row is not None else None
+            if expiry is not None and expiry <= now:
+                ms = int(expiry.timestamp() * 1000)
+                self.latest_expiry_ms = max(ms, self.latest_expiry_ms or ms)
             if row is not None:
                 self.writer.add(INSTRUMENTS, None, row._replace(is_active=False, last_seen=now))
         log.info("%s: dropped %s (%s)", self.spec.code, ", ".join(gone), why)
         self.on_delisted(gone)
         if self.top_n > 0 and why not in (LEFT_TOP, NOT_LISTED):  # (those come from one)
             self.reconcile_soon()  # refill the top N
+
+    def forget(self, names: list[str]) -> None:
+        """Forgets options that expired (their names are never listed again)."""
+        self.gone.difference_update(names)
+        for name in names:
+            self.listed_at.pop(name, None)
 
     def reconcile_soon(self) -> None:
         """Reconcile at the next turn of the loop (still within the get_instruments credits)."""

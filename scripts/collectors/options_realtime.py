@@ -16,7 +16,8 @@ Channels (WebSocket, unauthenticated, hence `100ms` and not `raw`) and what they
 - REST `get_order_book(depth=ORDERBOOK_DEPTH)` per option every
   ORDERBOOK_SNAPSHOT_INTERVAL_S -> `{cur}_option_orderbook_depth`.
 - REST `get_last_trades_by_currency_and_time` / `get_last_trades_by_instrument` -> missed
-  trades, and `data_gaps` rows.
+  trades, and `data_gaps` rows; windows that an expiry crossed are read from the history
+  host (`DERIBIT_HISTORY_URL`) too (see `trade_repair.py`).
 
 Quotes are per instrument, not 100 ms tickers: `quote.*` is sent on every best bid/ask change
 (complete) and is small, where a ticker per option every 100 ms would be ten times the
@@ -59,11 +60,13 @@ from typing import Any
 
 from scripts.clock import Clock
 from scripts.collectors.book_snapshots import BookSnapshotter
+from scripts.collectors.expiry import expired_names
 from scripts.collectors.instruments import OptionChain
 from scripts.collectors.rejects import Rejects, channel_of_raw
 from scripts.collectors.router import MessageRouter
 from scripts.collectors.trade_coverage import POLL_S, TradeCoverage, read_mark
-from scripts.collectors.trade_repair import TradeRepairer, TradeWatch, newest_timestamp
+from scripts.collectors.trade_repair import TradeRepairer, newest_timestamp
+from scripts.collectors.trade_watch import TradeWatch
 from scripts.config import Settings
 from scripts.deribit import channels as ch
 from scripts.deribit.rest import DeribitRestClient
@@ -83,6 +86,10 @@ def _dt(market_s: float) -> datetime:
     return datetime.fromtimestamp(market_s, UTC)
 
 
+def _not_after(at: datetime | None, market_s: float) -> datetime | None:
+    return None if at is None else min(at, _dt(market_s))
+
+
 class OptionsRealtimeCollector:
     """Wires the chain, the sockets, the router, the trade repairer and the book snapshots."""
 
@@ -95,6 +102,7 @@ class OptionsRealtimeCollector:
         clock: Clock,
         client_version: str,
         subscribe_share: float = 1.0,
+        history: DeribitRestClient | None = None,
     ) -> None:
         self.settings = s = settings
         self.spec = spec = settings.currency
@@ -113,6 +121,8 @@ class OptionsRealtimeCollector:
             clock=clock,
             watch=self.watch,
             max_age_s=s.trade_repair_max_age_s,
+            history=history,
+            expired_since=self._expired_since,
         )
         self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
         self.coverage = TradeCoverage(
@@ -164,12 +174,19 @@ class OptionsRealtimeCollector:
             ch.instrument_creation_channel("option", api),
         ]
         self._connected_once: set[str] = set()
+        self._refused_since: dict[str, float] = {}  # quote channel -> market s of its refusal
         self._down_since: dict[str, tuple[float, str]] = {}  # socket -> (market s, reason)
         self._newest_stamp: dict[str, int] = {}  # socket -> newest exchange ms it received
         self.repair_from_ms: int | None = None
         self._not_running_since: datetime | None = None
         self.started = asyncio.Event()  # the first socket is subscribed (tests wait on it)
         self.prepared = False
+
+    def _expired_since(self, start_ms: int) -> bool:
+        """An option of the chain expired at or after `start_ms` (the fake exchange's expiries
+        are not at 08:00 UTC; Deribit's are, and the repairer checks that itself)."""
+        latest = self.chain.latest_expiry_ms
+        return latest is not None and latest >= start_ms
 
     # ---- sockets ------------------------------------------------------------------------------
     def _make_client(self, name: str) -> DeribitWsClient:
@@ -198,6 +215,8 @@ class OptionsRealtimeCollector:
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
             on_malformed=self._on_malformed,
+            on_refused=self._on_refused,
+            on_accepted=self._on_accepted,
             name=name,
         )
 
@@ -207,6 +226,7 @@ class OptionsRealtimeCollector:
     def _on_connect(self, client: DeribitWsClient) -> None:
         now_s = self.clock.now()
         first = client.name not in self._connected_once
+        not_running = self._not_running_window_pending(client)
         self._connected_once.add(client.name)
         self.writer.status.set_connected(all(c.connected for c in self.pool.clients))
         down = self._down_since.pop(client.name, None)
@@ -218,7 +238,7 @@ class OptionsRealtimeCollector:
                 _dt(now_s),
                 f"websocket down: {down[1]}",
             )
-        elif first and self._not_running_since is not None and client.name == "ws0":
+        elif not_running and self._not_running_since is not None:
             self._gap(
                 self.quotes_table,
                 "all",
@@ -236,6 +256,10 @@ class OptionsRealtimeCollector:
     def _on_disconnect(self, client: DeribitWsClient, reason: str) -> None:
         self.writer.status.note_reconnect()
         self.writer.status.set_connected(False)
+        if self._not_running_window_pending(client):
+            # A first connect that failed (DNS not up yet, a 429): the window since the
+            # previous run is still open and its first successful connect records it whole.
+            return
         # What was queued for this socket but never arrived is newer than the newest exchange
         # timestamp it received, which lags the local clock when the exchange does.
         last = client.last_data_market_s or self.clock.now()
@@ -245,6 +269,42 @@ class OptionsRealtimeCollector:
         self._down_since.setdefault(client.name, (last, reason))
         if self.pool.owner.get(self.trade_channel) is client:
             self.coverage.disconnected(reason)
+        if self.pool.owner.get(self.fixed_channels[1]) is client:  # markprice.options
+            self.router.clear_marks()
+
+    def _on_refused(self, client: DeribitWsClient, channels: list[str]) -> None:
+        """The exchange left channels out of its ack (the socket asks again, with backoff).
+        A refused quote channel's absence becomes a gap row once it is back (or at the end);
+        a refused trades channel keeps the trade window open (trade_coverage.py)."""
+        now_s = self.clock.now()
+        for channel in channels:
+            if ch.channel_family(channel) == ch.QUOTE:
+                self._refused_since.setdefault(channel, now_s)
+
+    def _on_accepted(self, client: DeribitWsClient, channels: list[str]) -> None:
+        for channel in channels:
+            self._refused_gap(channel)
+
+    def _refused_gap(self, channel: str) -> None:
+        since = self._refused_since.pop(channel, None)
+        if since is not None:
+            name = ch.channel_subject(channel) or channel
+            self._gap(
+                self.quotes_table,
+                name,
+                _dt(since),
+                _dt(self.clock.now()),
+                f"channel {channel} refused by the exchange",
+            )
+
+    def _not_running_window_pending(self, client: DeribitWsClient) -> bool:
+        """The first socket has not connected yet in this run, and a previous run stored
+        quotes: its first connect records "collector was not running" from the newest one."""
+        return (
+            client.name == "ws0"
+            and client.name not in self._connected_once
+            and self._not_running_since is not None
+        )
 
     def _on_malformed(self, client: DeribitWsClient, raw: bytes | str, reason: str) -> None:
         received_at = _dt(self.clock.now())
@@ -280,16 +340,34 @@ class OptionsRealtimeCollector:
         self.pool.add_channels(ch.quote_channel(n) for n in names)
 
     def _delisted(self, names: list[str]) -> None:
-        self.pool.remove_channels(ch.quote_channel(n) for n in names)
+        channels = [ch.quote_channel(n) for n in names]
+        for channel in channels:
+            self._refused_gap(channel)
+        self.pool.remove_channels(channels)
+        self._forget_expired()
+
+    def _forget_expired(self) -> None:
+        """Drops per-instrument state of options that expired (see `expiry.py`). Run at each
+        delisting (options expire daily), so what a late trade or a repair re-creates for an
+        expired option is dropped at the next one: the maps hold the live set plus a day."""
+        router, watch, chain = self.router, self.watch, self.chain
+        known = {*watch.last_seq, *watch.seqs, *router.marks, *chain.gone, *chain.listed_at}
+        gone = expired_names(known, self.clock.now())
+        if gone:
+            watch.forget(gone)
+            router.forget(gone)
+            chain.forget(gone)
 
     # ---- the run ------------------------------------------------------------------------------
     async def prepare(self) -> None:
         """Discovers the chain and reads where the previous run stopped (`run` calls it when
         the caller has not)."""
         s = self.settings
-        newest_trade = await newest_timestamp(s.database_url, self.trades_table)
-        newest_quote = await newest_timestamp(s.database_url, self.quotes_table)
         now_s = self.clock.now()
+        # Never from the future: rows stamped ahead (stored before they were refused) would
+        # make the start-up repair look for trades newer than them.
+        newest_trade = _not_after(await newest_timestamp(s.database_url, self.trades_table), now_s)
+        newest_quote = _not_after(await newest_timestamp(s.database_url, self.quotes_table), now_s)
         reason = "first start"
         if newest_trade is not None:
             reason = "collector start"
@@ -300,7 +378,7 @@ class OptionsRealtimeCollector:
                 self.repair_from_ms = mark
         elif s.trade_repair_max_age_s > 0:
             self.repair_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)
-        self.coverage.begin(self.repair_from_ms, reason)
+        self.coverage.begin(self.repair_from_ms, reason, at_s=now_s)
         self._not_running_since = newest_quote
         names = await self.chain.load()
         self.pool.add_channels(self.fixed_channels)
@@ -333,6 +411,8 @@ class OptionsRealtimeCollector:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            for channel in list(self._refused_since):  # still refused at the end
+                self._refused_gap(channel)
             self.update_status()
 
     async def _status_loop(self, stop: asyncio.Event) -> None:
@@ -344,7 +424,7 @@ class OptionsRealtimeCollector:
 
     async def _coverage_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            self.coverage.poll(self.pool.owner.get(self.trade_channel))
+            self.coverage.poll(self.pool.owner.get(self.trade_channel), self.router.last_trades_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_S)
 

@@ -70,6 +70,8 @@ async def run_realtime(
     )
     limiters = LimiterSet.build(clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst)
     rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=clock)
+    # Trades of options that expired are served by the history host (trade_repair.py).
+    history = DeribitRestClient(s.deribit_history_url, limiter=limiters, clock=clock)
     collector = OptionsRealtimeCollector(
         s,
         writer=writer,
@@ -77,6 +79,7 @@ async def run_realtime(
         clock=clock,
         client_version=__version__,
         subscribe_share=s.subscribe_share,
+        history=history,
     )
     writer.on_rows_lost = collector.on_rows_lost
     if collector_ready is not None:
@@ -93,6 +96,7 @@ async def run_realtime(
     if code is not None:
         await writer.drain(to_database=False)
         await rest.close()
+        await history.close()
         log.info("%s: stopped before collecting (exit %d)", name, code)
         return code
     writer_stop = asyncio.Event()
@@ -116,5 +120,6 @@ async def run_realtime(
         with contextlib.suppress(asyncio.CancelledError):
             await writer_task
         await rest.close()
+        await history.close()
         log.info("%s: stopped (exit %d)", name, code)
     return code

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.trade_repair import SeqHole, TradeWatch
+from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit import channels as ch
 from scripts.models import InstrumentRow
@@ -31,13 +31,17 @@ from scripts.normalize import instruments as ninst
 from scripts.normalize import quotes as nquotes
 from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
-from scripts.normalize.common import MalformedMessage
+from scripts.normalize.common import FAST_MS_LIMIT, MalformedMessage
+from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S, future_limit
 from scripts.normalize.quotes import parse_quote
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
 Handler = Callable[[str, Any, datetime], None]
 QUOTE_FIELD_COUNT = len(nquotes.QUOTE_FIELDS)
+# A mark older than this (exchange time, against the quote's) is not attached to a quote row:
+# markprice.options comes about once a second, so ten seconds without one is a stalled feed.
+MARK_MAX_AGE_S = 10.0
 OPTION_SUFFIXES = ("-C", "-P")  # option names end with the type; combos and futures do not
 
 
@@ -66,14 +70,17 @@ class MessageRouter:
         self.on_trades_lost = on_trades_lost
         self.on_instrument_state = on_instrument_state
         self.on_instrument_created = on_instrument_created
-        self.marks: dict[
-            str, tuple[float | None, float | None]
-        ] = {}  # name -> (mark_iv, mark_price)
+        # name -> (mark_iv, mark_price, exchange ms of the mark)
+        self.marks: dict[str, tuple[float | None, float | None, int]] = {}
+        self._mark_max_age_ms = int(MARK_MAX_AGE_S * 1000)
+        # Quotes stamped at or after this are refused (normalize/future.py); set per read.
+        self._ts_limit_ms = 0
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
         self._status = writer.status
         self._last_received_at: datetime | None = None
+        self.last_trades_s: float | None = None  # market time of the last trades frame
         self._handlers: dict[str, Handler] = {}
         self._by_family: dict[str, Handler] = {
             ch.QUOTE: self._quote,
@@ -97,6 +104,9 @@ class MessageRouter:
         else:
             self._last_received_at = received_at
             self._status.note_messages()
+            self._ts_limit_ms = min(
+                int((received_at.timestamp() + FUTURE_TOLERANCE_S) * 1000), FAST_MS_LIMIT
+            )
         try:
             handler(channel, data, received_at)
         except MalformedMessage as exc:
@@ -114,7 +124,13 @@ class MessageRouter:
 
     # ---- quotes -------------------------------------------------------------------------------
     def _quote(self, channel: str, data: Any, received_at: datetime) -> None:
-        row = parse_quote(data, received_at=received_at, marks=self.marks)
+        row = parse_quote(
+            data,
+            received_at=received_at,
+            marks=self.marks,
+            mark_max_age_ms=self._mark_max_age_ms,
+            ts_limit_ms=self._ts_limit_ms,
+        )
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
         if self._is_ours(row[1], channel, data, received_at):
@@ -124,7 +140,8 @@ class MessageRouter:
     def _ticker(self, channel: str, data: Any, received_at: datetime) -> None:
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
-        self.marks[row.instrument_name] = (row.mark_iv, row.mark_price)
+        ts_ms = int(row.timestamp.timestamp() * 1000)
+        self.marks[row.instrument_name] = (row.mark_iv, row.mark_price, ts_ms)
         if self._is_ours(row.instrument_name, channel, data, received_at):
             self._add_quote_row(row)
             self._quote_rows += 1
@@ -140,12 +157,28 @@ class MessageRouter:
         return False
 
     def _markprice(self, channel: str, data: Any, received_at: datetime) -> None:
+        """A bad element costs only itself: it is counted and kept, the others are used."""
         marks = self.marks
-        for point in ntickers.parse_markprice(data, received_at=received_at):
-            marks[point.instrument_name] = (point.mark_iv, point.mark_price)
+        points, errors = ntickers.parse_markprice_tolerant(data, received_at=received_at)
+        for point in points:
+            marks[point.instrument_name] = (point.mark_iv, point.mark_price, point.timestamp_ms)
+        for err, item in errors:
+            self.rejects.rejected(channel, err.reason, item, received_at)
+
+    def forget(self, names: list[str]) -> None:
+        """Drops the state of instruments that are gone (expired): their marks, and the
+        handler cache (it refills itself, one lookup per channel)."""
+        for name in names:
+            self.marks.pop(name, None)
+        self._handlers.clear()
+
+    def clear_marks(self) -> None:
+        """Forgets every mark (the socket carrying them went down: they would only age)."""
+        self.marks.clear()
 
     # ---- trades -------------------------------------------------------------------------------
     def _trades(self, channel: str, data: Any, received_at: datetime) -> None:
+        self.last_trades_s = received_at.timestamp()  # the trade stream itself flows
         try:
             rows, errors = ntrades.parse_trades_tolerant(data, received_at=received_at)
         except MalformedMessage:
@@ -153,6 +186,11 @@ class MessageRouter:
             raise
         for err in errors:
             self.rejects.rejected(channel, err.reason, data, received_at)
+        limit = future_limit(received_at)
+        if any(r.timestamp > limit for r in rows):
+            rows = [r for r in rows if r.timestamp <= limit]
+            errors.append(MalformedMessage(f"trades: {FUTURE_REASON}"))
+            self.rejects.rejected(channel, errors[-1].reason, data, received_at)
         if errors:  # the refused trades are re-read from REST, where they may be whole
             self.on_trades_lost(f"refused trade on {channel}")
         if type(data) is list:

@@ -1,14 +1,16 @@
 """Which trades are known to be in the database: the stream's coverage and a durable mark.
 
 The live trade stream is trusted only from the moment it is seen to flow. A socket that
-connects and subscribes but then stays silent (a stall) delivers nothing, so the window that
-a reconnect (or the start of a run) must re-read through REST is not closed at the connect
-but at the first notification that arrives on the trade socket after it: until then the
-window stays open, across further reconnects. While the stream flows, a silence longer than
-`silence_s` market seconds (and `SILENCE_WALL_S` wall seconds) on the trade socket is
-re-read the same way when data comes back (a stall shorter than the data watchdog).
-Sockets are polled every POLL_S wall seconds, not hooked per message: the hot path stays as
-it is, and the window end is taken when the poll sees the data, which is never earlier.
+connects and subscribes but then stays silent (a stall) delivers nothing, and a trades
+channel the exchange refused delivers nothing while the other channels of its socket flow,
+so the window that a reconnect (or the start of a run) must re-read through REST is not
+closed at the connect but at the first frame of the trades channel itself after it: until
+then the window stays open, across further reconnects and refusals. While the stream
+flows, a silence longer than `silence_s` market seconds (and `SILENCE_WALL_S` wall seconds)
+on the trade socket is re-read the same way when data comes back (a stall shorter than the
+data watchdog). Sockets are polled every POLL_S wall seconds, not hooked per message: the
+hot path stays as it is, and the window end is taken when the poll sees the data, which is
+never earlier.
 
 Durable mark: `complete_through_ms()` is the exchange time up to which every trade has been
 handed to the writer (the oldest of: the stream's newest trade minus a slack, a window not
@@ -33,7 +35,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from scripts.clock import Clock
-from scripts.collectors.trade_repair import TradeRepairer, TradeWatch
+from scripts.collectors.trade_repair import TradeRepairer
+from scripts.collectors.trade_watch import TradeWatch
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class _Open(NamedTuple):
     start_ms: int | None  # None: nothing to re-read (TRADE_REPAIR_MAX_AGE_S=0, first run)
     reason: str
     connected_at_s: float | None  # market time of the connect; None while disconnected
+    begun_at_s: float | None = None  # the run's start window: its age is taken from here
 
 
 class TradeCoverage:
@@ -91,9 +95,10 @@ class TradeCoverage:
         self.silences = 0
 
     # ---- windows ------------------------------------------------------------------------------
-    def begin(self, start_ms: int | None, reason: str) -> None:
-        """The run starts: trades from `start_ms` on are re-read once the stream flows."""
-        self._open = _Open(start_ms, reason, None)
+    def begin(self, start_ms: int | None, reason: str, at_s: float | None = None) -> None:
+        """The run starts (at market time `at_s`, default now): trades from `start_ms` on are
+        re-read once the stream flows."""
+        self._open = _Open(start_ms, reason, None, self.clock.now() if at_s is None else at_s)
 
     def disconnected(self, reason: str) -> None:
         """The trade socket went down: what it did not deliver is re-read once data flows.
@@ -127,8 +132,9 @@ class TradeCoverage:
         """Something on the stream could not be read: re-read from the covered point."""
         self.repairer.request_window(self.covered_ms(), self._end_ms(), reason)
 
-    def poll(self, socket: Socket | None) -> None:
-        """Closes the open window once data flows; re-reads after a silence."""
+    def poll(self, socket: Socket | None, last_trades_s: float | None) -> None:
+        """Closes the open window once the trades channel flows (`last_trades_s`: market time
+        of its last frame); re-reads after a silence of the socket."""
         if socket is None or not socket.connected:
             return
         last = socket.last_data_market_s
@@ -136,11 +142,17 @@ class TradeCoverage:
         opened = self._open
         if opened is not None:
             at = opened.connected_at_s
-            if at is not None and last is not None and last >= at:
+            if at is not None and last_trades_s is not None and last_trades_s >= at:
                 self._open = None
                 if opened.start_ms is not None:
+                    # (the start window's TRADE_REPAIR_MAX_AGE_S counts from the start, not
+                    # from when the stream was first seen to flow)
                     self.repairer.request_window(
-                        opened.start_ms, self._end_ms(), opened.reason, always_record=True
+                        opened.start_ms,
+                        self._end_ms(),
+                        opened.reason,
+                        always_record=True,
+                        as_of_s=opened.begun_at_s,
                     )
                 self.stream_from_ms = int(now_s * 1000)
             return

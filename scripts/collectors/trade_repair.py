@@ -4,9 +4,10 @@ The live stream is `trades.option.{api_currency}.100ms`. Trades go missing when 
 drops, when the process is down, and when a frame cannot be read; this module finds each
 such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
 
-- `TradeWatch` follows the stream: the newest trade timestamp seen (every trade up to it
-  was sent before it on the same socket, so a window that starts there misses nothing) and
-  `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence number).
+- `TradeWatch` (trade_watch.py) follows the stream: the newest trade timestamp seen (every
+  trade up to it was sent before it on the same socket, so a window that starts there misses
+  nothing) and `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence
+  number).
 - `TradeRepairer` re-reads windows with `get_last_trades_by_currency_and_time` (kind=option,
   sorting asc, count 1000, paginated on the last timestamp, deduplicated by trade_id) and
   instrument holes with `get_last_trades_by_instrument` (start_seq/end_seq). A page of 1000
@@ -25,6 +26,15 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   database merges into the writer's repaired=False row.
 - `floor_ms()` is the oldest exchange time still queued or being read, for the durable
   "complete through" mark (trade_coverage.py).
+- Expired options: Deribit documents no `get_last_trades_*` answer for an option that has
+  expired, and its history host (`DERIBIT_HISTORY_URL`, with `include_old=true`) serves every
+  trade of every instrument, about 5 s after it happens (protocol notes §13.3). A window from
+  before an expiry (any 08:00 UTC, or an expiry the chain saw) to now is therefore read from
+  the history host, then its last HISTORY_LAG_MS from the main host (the history host may not
+  have the newest seconds yet), de-duplicated by trade_id. The windows of a start, a
+  disconnect or a writer's loss are read that way too (options may have expired where the
+  chain did not see it). A hole of an expired option (by its name) is read from the history
+  host.
 
 Windows wait `settle_s` (market time) before they are read, so trades still on the wire land
 first and neighbouring windows merge into one read.
@@ -36,24 +46,27 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from scripts.clock import Clock
+from scripts.collectors.expiry import expired_names
+from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
 from scripts.normalize.common import MalformedMessage
+from scripts.normalize.future import FUTURE_REASON, future_limit
 from scripts.normalize.trades import parse_trades_tolerant
 from scripts.storage.tables import DATA_GAPS, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
+__all__ = ["SeqHole", "TradeRepairer", "TradeWatch", "Window", "newest_timestamp"]  # (re-exports)
+
 log = logging.getLogger(__name__)
 
 PAGE_COUNT = 1000
-SEEN_IDS_MAX = 200_000
-SEQS_PER_INSTRUMENT = 2000  # trade ids remembered to tell recovered trades from duplicates
 MAX_PAGES_PER_WINDOW = 10_000
 
 
@@ -73,63 +86,6 @@ class Window(NamedTuple):
     always_record: bool  # a disconnect or restart: recorded even if nothing was missing
 
 
-class SeqHole(NamedTuple):
-    instrument_name: str
-    start_seq: int
-    end_seq: int
-    start_ms: int
-    end_ms: int
-
-
-class TradeWatch:
-    """What the live stream delivered: newest timestamp, trade_seq per instrument, recent ids."""
-
-    def __init__(self) -> None:
-        self.last_seq: dict[str, tuple[int, int]] = {}  # instrument -> (trade_seq, ts_ms)
-        self.newest_ms: int | None = None
-        self.seen_ids: OrderedDict[str, None] = OrderedDict()
-        self.seqs: dict[str, set[int]] = {}  # recent trade_seqs seen per instrument
-
-    def observe(self, rows: list[TradeRow], *, stream: bool = True) -> list[SeqHole]:
-        """Records rows (from the stream, or re-read: `stream=False`); returns the
-        `trade_seq` holes stream rows reveal that no earlier read has filled."""
-        holes: list[SeqHole] = []
-        for row in rows:
-            ts_ms = int(row.timestamp.timestamp() * 1000 + 0.5)
-            if stream and (self.newest_ms is None or ts_ms > self.newest_ms):
-                self.newest_ms = ts_ms
-            self._remember(row.trade_id)
-            seq = row.trade_seq
-            if seq is None:
-                continue
-            name = row.instrument_name
-            seen = self.seqs.setdefault(name, set())
-            seen.add(seq)
-            if len(seen) > SEQS_PER_INSTRUMENT:
-                floor = max(seen) - SEQS_PER_INSTRUMENT // 2
-                seen.difference_update([s for s in seen if s < floor])
-            last = self.last_seq.get(name)
-            if last is None or seq > last[0]:
-                self.last_seq[name] = (seq, ts_ms)
-            hole = stream and last is not None and seq > last[0] + 1
-            if hole and last is not None and not self.filled(name, last[0] + 1, seq - 1):
-                holes.append(SeqHole(name, last[0] + 1, seq - 1, last[1], ts_ms))
-        return holes
-
-    def filled(self, name: str, start_seq: int, end_seq: int) -> bool:
-        """True when every trade_seq in [start_seq, end_seq] of `name` was seen."""
-        seen = self.seqs.get(name, set())
-        return end_seq - start_seq < SEQS_PER_INSTRUMENT and all(
-            s in seen for s in range(start_seq, end_seq + 1)
-        )
-
-    def _remember(self, trade_id: str) -> None:
-        seen = self.seen_ids
-        seen[trade_id] = None
-        if len(seen) > SEEN_IDS_MAX:
-            seen.popitem(last=False)
-
-
 class TradeRepairer:
     """Reads missed windows and instrument holes through REST; see the module doc."""
 
@@ -143,9 +99,13 @@ class TradeRepairer:
         watch: TradeWatch,
         max_age_s: float,
         settle_s: float = 2.0,
+        history: DeribitRestClient | None = None,
+        expired_since: Callable[[int], bool] = lambda start_ms: False,
     ) -> None:
         self.spec = spec
         self.rest = rest
+        self.history = history
+        self.expired_since = expired_since  # did an option of this chain expire after start?
         self.writer = writer
         self.clock = clock
         self.watch = watch
@@ -160,16 +120,25 @@ class TradeRepairer:
         self.windows_failed = 0
         self.trades_recovered = 0
         self.rest_pages = 0
+        self.history_reads = 0  # windows also read from the history host
         self.id_pages = 0  # pages read by start_id (a millisecond holding over 1000 trades)
         self.busy = False
         self._reading_from_ms: int | None = None
 
     # ---- intake -------------------------------------------------------------------------------
     def request_window(
-        self, start_ms: int, end_ms: int, reason: str, *, always_record: bool = False
+        self,
+        start_ms: int,
+        end_ms: int,
+        reason: str,
+        *,
+        always_record: bool = False,
+        as_of_s: float | None = None,
     ) -> None:
-        """Re-read [start_ms, end_ms] (exchange time, inclusive)."""
-        oldest_ms = int((self.clock.now() - self.max_age_s) * 1000)
+        """Re-read [start_ms, end_ms] (exchange time, inclusive); what is older than
+        TRADE_REPAIR_MAX_AGE_S before `as_of_s` (default now) is recorded, not read."""
+        as_of = self.clock.now() if as_of_s is None else as_of_s
+        oldest_ms = int((as_of - self.max_age_s) * 1000)
         if start_ms < oldest_ms - 60_000:  # (not for the clock moving while we compute)
             self._record(start_ms, oldest_ms, f"{reason}: older than TRADE_REPAIR_MAX_AGE_S", False)
             start_ms = oldest_ms
@@ -239,7 +208,8 @@ class TradeRepairer:
         try:
             for g in lost:
                 start_ms, end_ms = _floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
-                await self._repair_window(Window(start_ms, end_ms, g.reason, False), lost=g)
+                # (always_record: a long outage may span expiries; see `_use_history`)
+                await self._repair_window(Window(start_ms, end_ms, g.reason, True), lost=g)
             for w in windows:
                 await self._repair_window(w)
             for h in holes:
@@ -249,31 +219,34 @@ class TradeRepairer:
         finally:
             self._reading_from_ms = None
 
+    def _use_history(self, w: Window) -> bool:
+        """Window `w` is read from the history host too (see the module doc). A start or a
+        disconnect window always: options may have expired while this process was not
+        listening, and the chain only knows the expiries it saw."""
+        if self.history is None:
+            return False
+        start_ms = w.start_ms
+        return (
+            w.always_record
+            or _expiry_between(start_ms, self.clock.now_ms())
+            or self.expired_since(start_ms)
+        )
+
     async def _repair_window(self, w: Window, *, lost: GapRow | None = None) -> None:
         """Re-reads `w`; `lost`: the writer's loss row it repairs, recorded repaired=True."""
         start = w.start_ms
         seen: set[str] = set()
         recovered = 0
         try:
-            for _ in range(MAX_PAGES_PER_WINDOW):
-                result = await self.rest.get_last_trades_by_currency_and_time(
-                    self.spec.api_currency,
-                    start,
-                    w.end_ms,
-                    kind="option",
-                    count=PAGE_COUNT,
-                    sorting="asc",
-                )
-                self.rest_pages += 1
-                trades = result.get("trades") or []
-                recovered += self._write_fresh(trades, seen)
-                if not result.get("has_more") or not trades:
-                    break
-                last_ms = max(int(t.get("timestamp", start)) for t in trades)
-                if last_ms <= start and len(trades) >= PAGE_COUNT:
-                    recovered += await self._read_millisecond(start, trades, seen)
-                    last_ms = start + 1  # that millisecond is read whole
-                start = max(start, last_ms)
+            if self.history is not None and self._use_history(w):
+                # The history host first, oldest first like the main host (a read cut short
+                # by a kill has then stored the oldest trades of every option), then the main
+                # host for what the history host may not have yet.
+                self.history_reads += 1
+                history = {"include_old": True}
+                recovered += await self._read_window(self.history, history, start, w.end_ms, seen)
+                start = max(w.start_ms, w.end_ms - HISTORY_LAG_MS)
+            recovered += await self._read_window(self.rest, {}, start, w.end_ms, seen)
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             log.error(
@@ -295,12 +268,52 @@ class TradeRepairer:
             log.info("%s: repaired %s (%d trades recovered)", self.table, w.reason, recovered)
             self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
 
-    async def _read_millisecond(self, ms: int, page: list[Any], seen: set[str]) -> int:
+    async def _read_window(
+        self,
+        client: DeribitRestClient,
+        extra: dict[str, Any],
+        start: int,
+        end_ms: int,
+        seen: set[str],
+    ) -> int:
+        """Reads [start, end_ms] from one host; returns how many trades the stream missed."""
+        recovered = 0
+        for _ in range(MAX_PAGES_PER_WINDOW):
+            result: Any = await client.call(
+                "get_last_trades_by_currency_and_time",
+                currency=self.spec.api_currency,
+                kind="option",
+                start_timestamp=start,
+                end_timestamp=end_ms,
+                count=PAGE_COUNT,
+                sorting="asc",
+                **extra,
+            )
+            self.rest_pages += 1
+            trades = result.get("trades") or []
+            recovered += self._write_fresh(trades, seen)
+            if not result.get("has_more") or not trades:
+                break
+            last_ms = max(int(t.get("timestamp", start)) for t in trades)
+            if last_ms <= start and len(trades) >= PAGE_COUNT:
+                recovered += await self._read_millisecond(client, extra, start, trades, seen)
+                last_ms = start + 1  # that millisecond is read whole
+            start = max(start, last_ms)
+        return recovered
+
+    async def _read_millisecond(
+        self,
+        client: DeribitRestClient,
+        extra: dict[str, Any],
+        ms: int,
+        page: list[Any],
+        seen: set[str],
+    ) -> int:
         """Reads every trade of one millisecond by `start_id` (more than a page share it)."""
         recovered = 0
         for _ in range(MAX_PAGES_PER_WINDOW):
             last_id = str(page[-1].get("trade_id"))
-            result: Any = await self.rest.call(
+            result: Any = await client.call(
                 "get_last_trades_by_currency",
                 currency=self.spec.api_currency,
                 kind="option",
@@ -309,6 +322,7 @@ class TradeRepairer:
                 end_timestamp=ms,
                 count=PAGE_COUNT,
                 sorting="asc",
+                **extra,
             )
             self.rest_pages += 1
             self.id_pages += 1
@@ -333,14 +347,19 @@ class TradeRepairer:
             return  # a window read since the hole was seen filled it
         start_seq = h.start_seq
         recovered = 0
+        client, extra = self.rest, {}
+        if self.history is not None and expired_names([h.instrument_name], self.clock.now(), 0):
+            client, extra = self.history, {"include_old": True}
         try:
             while start_seq <= h.end_seq:
-                result = await self.rest.get_last_trades_by_instrument(
-                    h.instrument_name,
+                result: Any = await client.call(
+                    "get_last_trades_by_instrument",
+                    instrument_name=h.instrument_name,
                     start_seq=start_seq,
                     end_seq=h.end_seq,
                     count=PAGE_COUNT,
                     sorting="asc",
+                    **extra,
                 )
                 self.rest_pages += 1
                 trades = result.get("trades") or []
@@ -373,6 +392,10 @@ class TradeRepairer:
         rows, errors = parse_trades_tolerant(trades, received_at=received_at)
         for err in errors:
             log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
+        limit = future_limit(received_at)
+        if any(r.timestamp > limit for r in rows):
+            log.warning("%s: a repaired trade was refused: %s", self.table, FUTURE_REASON)
+            rows = [r for r in rows if r.timestamp <= limit]
         prefix = self.spec.instrument_prefix
         return [r for r in rows if r.instrument_name.startswith(prefix)]
 
@@ -395,6 +418,17 @@ class TradeRepairer:
         )
         self.writer.add(DATA_GAPS, None, row)
         self.writer.status.note_gap()
+
+
+HISTORY_LAG_MS = 60_000  # the history host has a trade ~5 s after it (§13.3): a margin
+EXPIRY_HOUR_MS = 8 * 3_600_000  # Deribit's options and futures expire at 08:00 UTC
+DAY_MS = 86_400_000
+
+
+def _expiry_between(start_ms: int, now_ms: int) -> bool:
+    """True when an 08:00 UTC lies in [start_ms, now_ms]."""
+    first = -((EXPIRY_HOUR_MS - start_ms) // DAY_MS) * DAY_MS + EXPIRY_HOUR_MS
+    return first <= now_ms
 
 
 def _floor_ms(at: datetime) -> int:

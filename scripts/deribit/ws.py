@@ -10,8 +10,10 @@ One `DeribitWsClient` is one socket (see shared/docs/deribit-protocol.md §2-4, 
   credits from `subscribe_limiter` first (3,000 credits of a 30,000 pool refilled at 10,000/s,
   i.e. ~3.3 calls/s, burst 10; on the market clock, shared by every socket of the process);
 - each ack is compared with its request: a channel the exchange left out was refused
-  (Deribit drops unknown channels silently), is logged loudly, counted, and not asked for
-  again on this socket;
+  (Deribit drops unknown channels silently), is logged loudly, counted, reported to
+  `on_refused`, and asked for again on the same socket after a capped, jittered backoff
+  (`ws_retry.py`);
+  a channel acknowledged after it was refused is reported to `on_accepted`;
 - `add_channels` / `remove_channels` change the wanted set while it runs (new listings,
   expiries); after a reconnect every wanted channel is subscribed again;
 - reconnects back off exponentially with full jitter, capped, and the backoff resets only
@@ -68,6 +70,7 @@ from scripts.deribit.protocol import (
     parse_frame,
 )
 from scripts.deribit.ws_conn import FastClientConnection
+from scripts.deribit.ws_retry import RefusedRetry, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +115,6 @@ class WsStats:
     callback_errors: int = 0
 
 
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter, in seconds."""
-    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
-
-
 class DeribitWsClient:
     """One WebSocket session to Deribit that keeps a wanted set of channels subscribed."""
 
@@ -135,6 +133,7 @@ class DeribitWsClient:
         on_disconnect: Callable[[DeribitWsClient, str], None] | None = None,
         on_malformed: MalformedHandler | None = None,
         on_refused: Callable[[DeribitWsClient, list[str]], None] | None = None,
+        on_accepted: Callable[[DeribitWsClient, list[str]], None] | None = None,
         channels: Iterable[str] = (),
         name: str = "ws",
         backoff_base_s: float = BACKOFF_BASE_S,
@@ -155,13 +154,15 @@ class DeribitWsClient:
         self.on_disconnect = on_disconnect
         self.on_malformed = on_malformed
         self.on_refused = on_refused
+        self.on_accepted = on_accepted
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.request_timeout_s = request_timeout_s
         self.stats = WsStats()
         self.wanted: dict[str, None] = dict.fromkeys(channels)  # ordered set
         self.acked: set[str] = set()  # acknowledged on the current socket
-        self.refused: set[str] = set()  # refused on the current socket
+        self.refused: set[str] = set()  # refused on the current socket, waiting for a retry
+        self.was_refused: set[str] = set()  # refused, not acknowledged since (any socket)
         self.connected = False
         self.last_data_at: float | None = None  # wall (monotonic) time of the last notification
         self.last_data_market_s: float | None = None  # market time of the last notification
@@ -169,6 +170,7 @@ class DeribitWsClient:
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._dirty = asyncio.Event()
         self._rng = random.Random(seed)
+        self._refused_retry = RefusedRetry(self._rng)
         self._ws: FastClientConnection | None = None
         self._session_had_data = False
         self._read_failed: asyncio.Future[None] | None = None
@@ -185,6 +187,7 @@ class DeribitWsClient:
             elif ch in self.refused:  # asked again (e.g. a listing went live): try again
                 self.refused.discard(ch)
                 added = True
+                self._refused_retry.reset()
         if added:
             self._dirty.set()
 
@@ -196,6 +199,7 @@ class DeribitWsClient:
                 del self.wanted[ch]
                 removed = True
             self.refused.discard(ch)
+            self.was_refused.discard(ch)
         if removed:
             self._dirty.set()
 
@@ -262,7 +266,8 @@ class DeribitWsClient:
         self.connected = False
         self._ws = None
         self.acked.clear()
-        self.refused.clear()
+        self.refused.clear()  # (a new socket asks for everything again)
+        self._refused_retry.reset()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
@@ -306,6 +311,7 @@ class DeribitWsClient:
                 await asyncio.wait_for(self._dirty.wait(), WATCHDOG_CHECK_S)
             if stop.is_set():
                 break
+            self._retry_refused()
             if self._dirty.is_set():
                 await self._sync(ws)
             self._check_watchdog()
@@ -320,6 +326,12 @@ class DeribitWsClient:
         if silent > self.data_watchdog_s:
             self.stats.watchdog_reconnects += 1
             raise SessionEnded(f"watchdog: no data for {silent:.1f}s although the socket is up")
+
+    def _retry_refused(self) -> None:
+        """Asks for the refused channels again once their backoff has passed."""
+        if self.refused and self._refused_retry.due():
+            self.refused.clear()
+            self._dirty.set()
 
     # ---- subscriptions ------------------------------------------------------------------------
     async def _sync(self, ws: FastClientConnection) -> None:
@@ -341,19 +353,31 @@ class DeribitWsClient:
             got = set(result) if isinstance(result, list) else set()
             requested = set(batch)
             self.acked.update(got & requested)
+            back = [ch for ch in batch if ch in got and ch in self.was_refused]
+            if back:
+                self.was_refused.difference_update(back)
+                log.warning("%s: %d refused channels are subscribed now", self.name, len(back))
+                if self.on_accepted is not None:
+                    self._safe(self.on_accepted, self, back)
             refused = [ch for ch in batch if ch not in got]
             if refused:
                 self.refused.update(refused)
+                self.was_refused.update(refused)
                 self.stats.refused_channels += len(refused)
+                delay = self._refused_retry.refused()
                 log.error(
-                    "%s: the exchange REFUSED %d of %d channels (not in the ack): %s",
+                    "%s: the exchange REFUSED %d of %d channels (not in the ack; asked again "
+                    "in %.0f s): %s",
                     self.name,
                     len(refused),
                     len(batch),
+                    delay,
                     ", ".join(refused[:20]) + (" ..." if len(refused) > 20 else ""),
                 )
                 if self.on_refused is not None:
                     self._safe(self.on_refused, self, refused)
+            elif not self.refused:
+                self._refused_retry.reset()
             # Channels removed while the call was in flight are unsubscribed next round.
             if any(ch not in self.wanted for ch in got):
                 self._dirty.set()

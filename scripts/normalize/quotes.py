@@ -14,6 +14,7 @@ from typing import Any
 from scripts.models import QuoteRow
 from scripts.normalize.common import (
     FAST_MS_LIMIT,
+    MalformedMessage,
     missing,
     ms_to_datetime,
     opt_num,
@@ -22,6 +23,7 @@ from scripts.normalize.common import (
     text,
     unknown_of,
 )
+from scripts.normalize.future import FUTURE_REASON
 from scripts.normalize.tickers import TICKER_FIELDS
 
 _new = tuple.__new__  # builds the row without NamedTuple's Python-level __new__
@@ -49,12 +51,16 @@ def parse_quote(
     data: Any,
     *,
     received_at: datetime,
-    marks: Mapping[str, tuple[float | None, float | None]] | None = None,
+    marks: Mapping[str, tuple[float | None, float | None, int]] | None = None,
+    mark_max_age_ms: int = 0,
+    ts_limit_ms: int = FAST_MS_LIMIT,
 ) -> QuoteRow:
     """A `quote.{instrument}` notification's data -> `QuoteRow` (IV and mark fields None).
 
-    `marks` maps an instrument to its latest (mark_iv, mark_price); when it holds the quote's
-    instrument, those fill the row's mark columns.
+    `marks` maps an instrument to its latest (mark_iv, mark_price, exchange ms); when it holds
+    the quote's instrument with a mark at most `mark_max_age_ms` older than the quote, those
+    fill the row's mark columns (an older mark is left out: NULL, not stale). A `timestamp` at
+    or after `ts_limit_ms` (the receive time plus a tolerance, see `future.py`) raises.
     """
     try:
         name = data["instrument_name"]
@@ -79,14 +85,17 @@ def parse_quote(
         type(aa) is float and aa > 0.0 and aa - aa == 0.0 and type(ap) is float and ap - ap == 0.0
     ):
         ap, aa = side(ap, aa, "best_ask_price", "best_ask_amount")
-    if type(ts) is int and 0 <= ts < FAST_MS_LIMIT:
+    if type(ts) is int and 0 <= ts < ts_limit_ms:  # (the caller's limit is below FAST_MS_LIMIT)
         when = _fromtimestamp(ts / 1000, UTC)
     else:
         when = ms_to_datetime(ts)
+        ts = int(when.timestamp() * 1000)
+        if ts >= ts_limit_ms:
+            raise MalformedMessage(f"quote: {FUTURE_REASON}")
     if type(name) is not str or not name or "\x00" in name:
         text(name, "instrument_name")  # raises
     mark = None if marks is None else marks.get(name)
-    if mark is None:
+    if mark is None or ts - mark[2] > mark_max_age_ms:
         return _new(
             QuoteRow, (when, name, bp, ba, ap, aa, None, None, None, None, None, received_at)
         )

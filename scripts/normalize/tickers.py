@@ -157,31 +157,48 @@ def parse_markprice(data: Any, *, received_at: datetime) -> list[MarkPoint]:
 
     Deribit sends `iv` as a fraction here (0.9 = 90 %); the points carry percent like every
     other IV in chaintape. `received_at` is accepted for a uniform signature; points keep the
-    exchange's milliseconds.
+    exchange's milliseconds. Any bad element raises (see `parse_markprice_tolerant`).
     """
+    points, errors = parse_markprice_tolerant(data, received_at=received_at)
+    if errors:
+        raise errors[0][0]
+    return points
+
+
+def parse_markprice_tolerant(
+    data: Any, *, received_at: datetime
+) -> tuple[list[MarkPoint], list[tuple[MalformedMessage, Any]]]:
+    """Like `parse_markprice`, but a bad element costs only itself: (good points, one
+    (error naming its index, the element) per bad element). A `data` that is not an array
+    raises."""
     del received_at
     out: list[MarkPoint] = []
-    append = out.append
+    errors: list[tuple[MalformedMessage, Any]] = []
     for i, item in enumerate(require_list(data, "markprice")):
-        if type(item) is not dict:
-            raise MalformedMessage(f"markprice[{i}]: expected an object")
         try:
-            name = item["instrument_name"]
-            ts = item["timestamp"]
-            mark = item["mark_price"]
-            iv = item["iv"]
-        except KeyError as e:
-            raise missing(f"markprice[{i}]", e) from None
+            out.append(_mark_point(item, i))
+        except MalformedMessage as e:
+            errors.append((e, item))  # the element, for the record
+    return out, errors
+
+
+def _mark_point(item: Any, i: int) -> MarkPoint:
+    if type(item) is not dict:
+        raise MalformedMessage(f"markprice[{i}]: expected an object")
+    try:
+        name = item["instrument_name"]
+        ts = item["timestamp"]
+        mark = item["mark_price"]
+        iv = item["iv"]
+    except KeyError as e:
+        raise missing(f"markprice[{i}]", e) from None
+    try:
         iv_pct = num(iv, "iv") * 100.0
         if iv_pct - iv_pct != 0.0:  # a finite fraction near the float limit overflows
-            raise MalformedMessage(f"markprice[{i}]: iv out of range")
+            raise MalformedMessage("iv out of range")
         # round() drops the float noise of the x100 (0.29 * 100 = 28.999999999999996).
-        append(
-            MarkPoint(
-                text(name, "instrument_name"),
-                check_ms(ts),
-                num(mark, "mark_price"),
-                round(iv_pct, 10),
-            )
+        return MarkPoint(
+            text(name, "instrument_name"), check_ms(ts), num(mark, "mark_price"), round(iv_pct, 10)
         )
-    return out
+    except MalformedMessage as e:
+        raise MalformedMessage(f"markprice[{i}]: {e.reason}") from None

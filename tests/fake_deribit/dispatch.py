@@ -186,6 +186,9 @@ class Dispatcher:
         raw_refused = 0
         for channel in dict.fromkeys(channels):
             verdict = server.catalog.check(channel, authorized=authorized)
+            if channel in server.faults.refuse_channels:  # left out of the ack, like Deribit
+                server.stats.refused_channels += 1
+                continue
             if verdict == OK:
                 ack.append(channel)
             elif verdict == RAW_UNAUTHORIZED:

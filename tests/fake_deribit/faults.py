@@ -29,6 +29,8 @@ class Faults:
     refuse_connections_until: float | None = None  # wall time; upgrades refused until then
     refuse_status: int = 503  # HTTP status of a refused upgrade (503 or 429)
     seed: int = 0
+    future_trade_ms: int | None = None  # the next option trade is sent this far in the future
+    refuse_channels: set[str] = field(default_factory=set)  # left out of subscribe acks
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -49,6 +51,14 @@ class Faults:
             skip.discard(instrument)
             return True
         return False
+
+    def take_future_trade(self, instrument: str) -> int | None:
+        """The offset to add to this option trade's timestamp on the wire (consumes it)."""
+        off = self.future_trade_ms
+        if off is None or not instrument.endswith(("-C", "-P")):
+            return None
+        self.future_trade_ms = None
+        return off
 
     def roll_malformed(self) -> str | None:
         """The kind of malformed frame to send instead of the next notification, or None."""

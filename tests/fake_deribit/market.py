@@ -173,8 +173,10 @@ class Market:
         return self.currencies[inst.cur.code]
 
     def on_main_host(self, inst: Instrument) -> bool:
-        """www serves trades of live instruments and of those expired within the last day."""
-        return not inst.expired or self.now_ms - inst.expiry_ms <= DAY_MS
+        """www serves trades of live instruments only. Deribit documents nothing about an
+        expired option's trades on the main host; its history host serves them (protocol
+        notes §13.3), so the fake takes the strict reading: gone from www at expiry."""
+        return not inst.expired
 
     def add_trade_burst(self, instrument_name: str, count: int) -> int:
         """`count` trades of one instrument at one millisecond (the market's now), kept for

@@ -268,7 +268,9 @@ def ticker(model: PriceModel, inst: Instrument, ms: int) -> dict[str, Any]:
 def order_book(model: PriceModel, inst: Instrument, ms: int, depth: int) -> dict[str, Any]:
     """`public/get_order_book`: the ticker fields plus `bids`/`asks` and `change_id`."""
     out = ticker(model, inst, ms)
-    out["timestamp"] = max(inst.book_ts, min(ms, inst.expiry_ms)) if not inst.expired else ms
+    # Like Deribit's: the time of the book's last change, not of the reply (protocol notes
+    # §6.5, §13.2; the recorded replies are stamped before their usIn).
+    out["timestamp"] = inst.book_ts if not inst.expired else ms
     out["change_id"] = inst.change_id
     out["bids"] = [[pr, a] for pr, a in inst.bids[:depth]]
     out["asks"] = [[pr, a] for pr, a in inst.asks[:depth]]

@@ -4,7 +4,7 @@ Pagination: `sorting=asc` returns the oldest `count` trades of the requested ran
 `desc`/`default` the newest, with `has_more` when the range holds more. So paging by
 `start_seq = last + 1`, or by `start_timestamp = last_ts` (dropping repeated trade ids), or by
 `start_id`, visits every trade exactly once. The main host hides trades of instruments that
-expired more than a day ago; the history host (`history=True`) serves them all.
+have expired; the history host (`history=True`) serves them all.
 """
 
 from __future__ import annotations

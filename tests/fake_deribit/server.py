@@ -62,6 +62,8 @@ class ServerStats:
     book_changes_skipped: int = 0
     malformed_sent: Counter[str] = field(default_factory=Counter)
     pump_errors: int = 0
+    future_trades_sent: int = 0
+    refused_channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -356,7 +358,10 @@ class FakeDeribit:
             result = self.dispatcher.call(method, params, ip=ip, session=None, history=history)
         except RpcError as err:
             return self._http_error(req_id, err, us_in)
-        body = rpc.response(req_id, result=result, us_in=us_in, us_out=self.now_us())
+        # usOut: when the exchange read the state it answers with, the market's time (which
+        # may lag the clock on a busy machine), as Deribit's answer is the state at its usOut.
+        us_out = min(self.now_us(), self.market.now_ms * 1000)
+        body = rpc.response(req_id, result=result, us_in=min(us_in, us_out), us_out=us_out)
         return web.Response(body=body, content_type="application/json")
 
     def _http_error(self, req_id: Any, err: RpcError, us_in: int) -> web.Response:

@@ -12,6 +12,7 @@ covers the parsers alone with Hypothesis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import random
@@ -138,6 +139,10 @@ def kept_forms(text: str) -> set[str]:
             forms.add(orjson.dumps({"channel": frame.channel, "data": frame.data}).decode())
         except TypeError:
             forms.add(repr(frame.data))
+        if isinstance(frame.data, list):  # a bad markprice element is kept alone
+            for item in frame.data:
+                with contextlib.suppress(TypeError):
+                    forms.add(orjson.dumps({"channel": frame.channel, "data": item}).decode())
     return forms
 
 

@@ -19,7 +19,9 @@ from scripts.deribit.protocol import Notification, parse_frame
 from scripts.storage.migrate import apply_schema
 from scripts.storage.writer import BatchWriter
 
-RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+# After every recorded frame: a frame is received after its exchange timestamp (a timestamp
+# more than a minute after received_at is refused, scripts/normalize/future.py).
+RECEIVED = datetime(2026, 12, 1, 3, 4, 5, tzinfo=UTC)
 
 
 def frames(shared_data: Path, name: str) -> list[Notification]:
@@ -61,7 +63,7 @@ async def test_recorded_tickers_trades_and_marks_land_as_rows(
 
     # Markprice IV is a fraction on the wire and percent in chaintape.
     if code == "BTC":
-        assert router.marks["BTC-2JUN21-37000-P"] == (90.0, 0.0333)
+        assert router.marks["BTC-2JUN21-37000-P"] == (90.0, 0.0333, 1622470378005)
 
     # Ticker frames: one quote row each, IVs in percent as sent, empty sides NULL.
     ours = [f.data for f in tickers if f.data["instrument_name"].startswith(f"{code}-")]

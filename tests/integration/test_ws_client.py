@@ -113,8 +113,10 @@ async def test_hello_heartbeat_subscribe_and_refused_channels(fake_factory: Any)
     await wait_for(lambda: client.stats.heartbeats_answered >= 3, what="heartbeats answered")
     await wait_for(lambda: "markprice.options.eth_usd" in rec.channels(), what="markprice data")
     assert client.acked == set(wanted)
-    assert client.refused == {"quote.ETH-1JAN20-1-C", "nonsense.channel"}
-    assert client.stats.refused_channels == 2
+    # Refused channels are asked for again on the same socket, with backoff.
+    assert client.was_refused == {"quote.ETH-1JAN20-1-C", "nonsense.channel"}
+    await wait_for(lambda: client.stats.refused_channels >= 4, what="refused asked again")
+    assert client.stats.connects == 1
     assert session_channels(fake) == [set(wanted)]
     calls = fake.stats.ws_calls_by_method
     assert calls["public/hello"] == 1 and calls["public/set_heartbeat"] == 1

@@ -43,7 +43,7 @@ def first_start_with_data(clock: FrozenClock, coverage: TradeCoverage) -> Socket
     coverage.connected()
     clock.t += 1
     sock.last_data_market_s = clock.t
-    coverage.poll(sock)
+    coverage.poll(sock, sock.last_data_market_s)
     return sock
 
 
@@ -62,12 +62,12 @@ def test_a_reconnect_window_starts_at_the_drop_and_closes_only_when_data_flows(
     coverage.connected()
     # ... then stalls: nothing arrives after the connect, the window stays open.
     clock.t = T0 + 90
-    coverage.poll(sock)
+    coverage.poll(sock, sock.last_data_market_s)
     assert repairer.floor_ms() is None
     assert coverage.complete_through_ms() == int((T0 + 5) * 1000) - SLACK_MS
     sock.last_data_market_s = T0 + 91
     clock.t = T0 + 91
-    coverage.poll(sock)
+    coverage.poll(sock, sock.last_data_market_s)
     assert repairer.floor_ms() == int((T0 + 5) * 1000) - SLACK_MS  # not T0 + 60
     assert coverage.complete_through_ms() == repairer.floor_ms()
 
@@ -77,11 +77,11 @@ def test_a_silence_on_the_trade_socket_is_re_read_when_data_returns(tmp_path: Pa
     sock = first_start_with_data(clock, coverage)
     watch.observe([trade(T0 + 1, 1)])
     clock.t = T0 + 20  # no notification for 19 s
-    coverage.poll(sock)
+    coverage.poll(sock, sock.last_data_market_s)
     watch.observe([trade(T0 + 21, 5)])  # data is back before the next poll
     assert coverage.complete_through_ms() == int((T0 + 1) * 1000) - SLACK_MS
     sock.last_data_market_s = clock.t = T0 + 21
-    coverage.poll(sock)
+    coverage.poll(sock, sock.last_data_market_s)
     assert coverage.silences == 1
     assert repairer.floor_ms() == int((T0 + 1) * 1000) - SLACK_MS
 
@@ -93,7 +93,7 @@ def test_the_mark_is_written_two_database_flushes_after_it_was_computed(tmp_path
     coverage.connected()
     clock.t += 1
     sock.last_data_market_s = clock.t
-    coverage.poll(sock)  # the first start's window is queued
+    coverage.poll(sock, sock.last_data_market_s)  # the first start's window is queued
     watch.observe([trade(T0 + 1, 1)])
     coverage.persist(None)
     assert read_mark(coverage.mark_path) is None

@@ -59,7 +59,7 @@ def _build(tmp_path: Path) -> tuple[FrozenClock, BatchWriter, TradeRepairer, Tra
     coverage.connected()
     clock.t += 1
     sock.last_data_market_s = clock.t
-    coverage.poll(sock)
+    coverage.poll(sock, sock.last_data_market_s)
     watch.observe([trade(T0 + 50, 1)])
     clock.t = T0 + 60
     return clock, writer, repairer, coverage
