@@ -2,7 +2,8 @@
 -- What the Grafana dashboards read besides the raw tables (grafana/dashboards/*.json):
 --   option_quotes_1m   per option and minute: quote count, last bid/ask/IVs/mark, mean spread
 --   option_quotes_1h   the same per hour (built from the 1-minute one)
---   option_trades_1m   per option and minute: trades, volume, block volume, notional, IV VWAP
+--   option_trades_1m   per option and minute: trades, volume, block volume, premium, IV VWAP
+--   option_trades_1h   the same per hour (built from the 1-minute one)
 -- each a union view over the currencies (a `currency` column, 'BTC'), like option_quotes.
 --
 -- Full edition: {cur}_option_quotes_1m, _1h and {cur}_option_trades_1m are continuous aggregates
@@ -65,6 +66,21 @@ LANGUAGE sql IMMUTABLE AS $$
                    / nullif(sum(amount) FILTER (WHERE iv IS NOT NULL), 0) AS iv_vwap
           FROM %I
          GROUP BY 1, 2$q$, cur || '_option_trades')
+$$;
+
+CREATE OR REPLACE FUNCTION chaintape_trades_1h_sql(cur text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT format($q$
+        SELECT time_bucket(interval '1 hour', bucket) AS bucket,
+               instrument_name,
+               sum(trades)::int8 AS trades,
+               sum(volume) AS volume,
+               sum(block_volume) AS block_volume,
+               sum(premium) AS premium,
+               sum(iv_vwap * volume) FILTER (WHERE iv_vwap IS NOT NULL)
+                   / nullif(sum(volume) FILTER (WHERE iv_vwap IS NOT NULL), 0) AS iv_vwap
+          FROM %I
+         GROUP BY 1, 2$q$, cur || '_option_trades_1m')
 $$;
 
 -- One aggregate: a continuous aggregate with its refresh (and compression) policy on the full
@@ -144,8 +160,12 @@ BEGIN
         PERFORM chaintape_dashboard_aggregate(cur || '_option_trades_1m',
             chaintape_trades_1m_sql(cur), interval '2 days', interval '1 minute',
             interval '5 minutes', interval '7 days');
+        PERFORM chaintape_dashboard_aggregate(cur || '_option_trades_1h',
+            chaintape_trades_1h_sql(cur), interval '3 days', interval '1 hour',
+            interval '30 minutes', interval '30 days');
     END LOOP;
-    FOREACH kind IN ARRAY ARRAY['option_quotes_1m', 'option_quotes_1h', 'option_trades_1m'] LOOP
+    FOREACH kind IN ARRAY ARRAY['option_quotes_1m', 'option_quotes_1h', 'option_trades_1m',
+                                'option_trades_1h'] LOOP
         SELECT array_agg(format('SELECT %L::text AS currency, t.* FROM %I t',
                                 upper(c.currency), c.currency || '_' || kind)
                          ORDER BY c.currency)

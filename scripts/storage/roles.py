@@ -30,6 +30,7 @@ DASHBOARD_RELATIONS = (
     "option_quotes_1m",
     "option_quotes_1h",
     "option_trades_1m",
+    "option_trades_1h",
     "options_greeks",
     "index_prices",
     "perpetuals_ohlcv",
