@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scripts.grafana.model import Json, dashboard, panel, query_variable
-from scripts.grafana.sql import expiry_of, latest_quote, long_range, short_range
+from scripts.grafana.sql import INDEX_AT_END, expiry_of, latest_quote, long_range, short_range
 
 UID = "chaintape-options"
 
@@ -48,10 +48,10 @@ def panels() -> list[Json]:
             "IV smile $expiry",
             f"""SELECT i.strike, q.mark_iv AS "mark IV", q.bid_iv AS "bid IV", q.ask_iv AS "ask IV"
   FROM instruments i
-  CROSS JOIN {latest_quote("q.mark_iv, q.bid_iv, q.ask_iv, q.underlying_price")}
+  CROSS JOIN {latest_quote("q.mark_iv, q.bid_iv, q.ask_iv")}
  WHERE {LIVE_OPTIONS}
-   -- out-of-the-money side: puts below the underlying, calls at and above it
-   AND (i.option_type = 'call') = (i.strike >= q.underlying_price)
+   -- out-of-the-money side: puts below the index, calls at and above it
+   AND (i.option_type = 'call') = (i.strike >= {INDEX_AT_END})
  ORDER BY i.strike""",
             w=8,
             description="Newest mark, bid and ask IV by strike (out-of-the-money options) at the "
@@ -64,9 +64,9 @@ def panels() -> list[Json]:
             "xychart",
             "ATM IV term structure",
             f"""WITH latest AS (
-    SELECT i.strike, i.expiration_timestamp, q.mark_iv, q.underlying_price
+    SELECT i.strike, i.expiration_timestamp, q.mark_iv
       FROM instruments i
-      CROSS JOIN {latest_quote("q.mark_iv, q.underlying_price")}
+      CROSS JOIN {latest_quote("q.mark_iv")}
      WHERE i.currency = '$currency' AND i.kind = 'option'
        AND i.expiration_timestamp > $__timeTo()
        AND coalesce(i.creation_timestamp, '-infinity') <= $__timeTo()
@@ -76,9 +76,9 @@ SELECT DISTINCT ON (expiration_timestamp)
            AS "days to expiry",
        mark_iv AS "ATM IV"
   FROM latest
- ORDER BY expiration_timestamp, abs(strike - underlying_price)""",
+ ORDER BY expiration_timestamp, abs(strike - {INDEX_AT_END})""",
             w=8,
-            description="Mark IV of the strike nearest the underlying, per live expiry, by days "
+            description="Mark IV of the strike nearest the price index, per live expiry, by days "
             "to expiry at the end of the range.",
             defaults=iv,
             options={"seriesMapping": "auto", "mapping": "auto"},

@@ -35,4 +35,11 @@ def latest_quote(columns: str, *, lookback: str = "interval '3 hours'") -> str:
        AND q.bucket > greatest($__timeFrom()::timestamptz, $__timeTo()::timestamptz - {lookback})
        AND q.bucket <= $__timeTo()
      ORDER BY q.bucket DESC
-     LIMIT 1) q ON true"""
+     LIMIT 1) q"""
+
+
+# The currency's price index at the end of the range: the underlying for "at the money" and
+# "out of the money" (quote rows from the quote channel carry no underlying price).
+INDEX_AT_END = """(SELECT x.value FROM index_prices x
+      WHERE x.currency = '$currency' AND x.kind = 'price' AND x."timestamp" <= $__timeTo()
+      ORDER BY x."timestamp" DESC LIMIT 1)"""

@@ -27,6 +27,7 @@ DASHBOARD_RELATIONS = (
     "rejected_messages",
     "option_quotes",
     "option_trades",
+    "option_orderbook_depth",
     "option_quotes_1m",
     "option_quotes_1h",
     "option_trades_1m",
