@@ -1,10 +1,11 @@
 """The read-only database role for Grafana: password rules and the grants.
 
-The role can connect, read exactly the tables and views the Grafana dashboards use
-(`DASHBOARD_RELATIONS`, checked against the dashboards' SQL by tests/integration/test_grafana_panels.py)
-and call the two SECURITY DEFINER functions of the Fleet health dashboard, and write nothing. Raw
-per-currency tables (btc_option_quotes, ...) are read only through the union views. Its password comes from GRAFANA_DB_PASSWORD; placeholders
-and short passwords are refused before anything touches the database.
+The role can connect, read exactly the tables and views the Grafana dashboards and alert rules
+use (`DASHBOARD_RELATIONS`; tests/integration/test_grafana_panels.py checks it against their
+SQL), call the two SECURITY DEFINER functions of the Fleet health dashboard, and write nothing.
+Raw per-currency tables (btc_option_quotes, ...) are read only through the union views. Its
+password comes from GRAFANA_DB_PASSWORD; placeholders and short passwords are refused before
+anything touches the database.
 """
 
 from __future__ import annotations

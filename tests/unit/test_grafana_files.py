@@ -62,7 +62,7 @@ def test_dashboards_have_the_schema_version_unique_ids_and_the_provisioned_datas
                 assert t["rawSql"].strip() and t["rawQuery"] is True
                 assert t["format"] in ("table", "time_series")
             pos = p["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24
             if "repeat" in p:
                 names = {v["name"] for v in board["templating"]["list"] if v["multi"]}
                 assert p["repeat"] in names
