@@ -5,32 +5,27 @@ role reads exactly what the dashboards and alert rules use, and nothing else."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 import yaml
 
 from scripts.grafana.build import BUILDERS, DASHBOARD_DIR
-from scripts.grafana.macros import QueryContext, expand
+from scripts.grafana.runner import default_range, load, panel_queries, resolve_variables
 from scripts.storage.roles import DASHBOARD_RELATIONS
 from tests.support.grafana_db import Recorded, record
 from tests.support.pgcluster import PgCluster
 
 PASSWORD = "grafana-test-password-1"
 ALERT_RULES = DASHBOARD_DIR.parent / "provisioning" / "alerting" / "chaintape-rules.yml"
-_RANGE = re.compile(r"^now-(\d+)([mhd])$")
 # FROM/JOIN <relation>, not extract(epoch FROM <column>) nor a function or LATERAL subquery.
 _RELATION = re.compile(
     r"(?<!epoch )\b(?:FROM|JOIN)\s+([a-z_][a-z0-9_]*)\b(?!\s*\(|\.)", re.IGNORECASE
 )
-_OPTION = re.compile(r"-\d+-[CP]$")
 _CTE = re.compile(r"\b([a-z_][a-z0-9_]*)\s+AS\s*\(", re.IGNORECASE)
 
 
@@ -43,31 +38,6 @@ def reader(pg_cluster: PgCluster, database_url: str) -> Iterator[str]:
         conn.execute(f"DROP ROLE IF EXISTS {name}")
 
 
-def default_range(board: dict[str, Any], end: datetime) -> tuple[datetime, datetime]:
-    match = _RANGE.match(board["time"]["from"])
-    assert match and board["time"]["to"] == "now"
-    unit = {"m": "minutes", "h": "hours", "d": "days"}[match[2]]
-    return end - timedelta(**{unit: int(match[1])}), end
-
-
-def run(conn: psycopg.Connection, sql: str) -> list[tuple[Any, ...]]:
-    return conn.execute(sql.encode()).fetchall()
-
-
-def choose(conn: psycopg.Connection, var: dict[str, Any], rows: list[tuple[Any, ...]]) -> Any:
-    """What a user would pick: the first values; for an option, one that was quoted."""
-    values = [str(r[0]) for r in rows]
-    if var["name"] == "instrument" and all(_OPTION.search(v) for v in values):
-        quoted = conn.execute(
-            "SELECT instrument_name FROM option_quotes_1m WHERE instrument_name = ANY(%s)"
-            " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
-            (values,),
-        ).fetchone()
-        assert quoted is not None, values
-        return quoted[0]
-    return values[:2] if var["multi"] else values[0]
-
-
 def relations_used(sql: str) -> set[str]:
     ctes = {m.lower() for m in _CTE.findall(sql)}
     return {m.lower() for m in _RELATION.findall(sql)} - ctes
@@ -78,35 +48,24 @@ def check_dashboards(conn: psycopg.Connection, recorded: Recorded) -> list[str]:
     failures: list[str] = []
     used: set[str] = set()
     for name in BUILDERS:
-        board = json.loads((DASHBOARD_DIR / name).read_text(encoding="utf-8"))
+        board = load(DASHBOARD_DIR / name)
         start, end = default_range(board, recorded.end)
-        variables = board["templating"]["list"]
-        multi = frozenset(v["name"] for v in variables if v["multi"] or v["includeAll"])
-        values: dict[str, Any] = {}
-        for var in variables:
-            ctx = QueryContext(start, end, values, multi)
-            sql = expand(var["query"], ctx)
+        try:
+            values, variable_sqls = resolve_variables(conn, board, start, end)
+        except LookupError as exc:
+            failures.append(str(exc))
+            continue
+        for sql in variable_sqls:
             used |= relations_used(sql)
-            rows = run(conn, sql)
+        for query in panel_queries(board, values, start, end):
+            used |= relations_used(query.sql)
+            try:
+                rows = conn.execute(query.sql.encode()).fetchall()
+            except psycopg.Error as exc:
+                failures.append(f"{name} / {query.title}: {exc}".splitlines()[0])
+                continue
             if not rows:
-                failures.append(f"{name} variable {var['name']}: no values")
-                return failures
-            values[var["name"]] = choose(conn, var, rows)
-        for panel in board["panels"]:
-            repeat = panel.get("repeat")
-            for value in values[repeat] if repeat else [None]:
-                scoped = {**values, repeat: value} if repeat else values
-                ctx = QueryContext(start, end, scoped, multi)
-                for target in panel["targets"]:
-                    sql = expand(target["rawSql"], ctx, min_interval=panel.get("interval"))
-                    used |= relations_used(sql)
-                    try:
-                        rows = run(conn, sql)
-                    except psycopg.Error as exc:
-                        failures.append(f"{name} / {panel['title']}: {exc}".splitlines()[0])
-                        continue
-                    if not rows:
-                        failures.append(f"{name} / {panel['title']} ({value}): no rows")
+                failures.append(f"{name} / {query.title} ({query.repeat_value}): no rows")
     alert_sql = [
         d["model"]["rawSql"]
         for g in yaml.safe_load(ALERT_RULES.read_text())["groups"]
@@ -116,7 +75,7 @@ def check_dashboards(conn: psycopg.Connection, recorded: Recorded) -> list[str]:
     ]
     for sql in alert_sql:
         used |= relations_used(sql)
-        run(conn, sql)  # may be empty (nothing stale): it must run
+        conn.execute(sql.encode()).fetchall()  # may be empty (nothing stale): it must run
     extra = used - set(DASHBOARD_RELATIONS) - {"chaintape_newest_rows", "chaintape_table_sizes"}
     if extra:
         failures.append(f"relations read but not granted: {sorted(extra)}")
