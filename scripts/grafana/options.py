@@ -20,11 +20,11 @@ def variables() -> list[Json]:
         ),
         query_variable(
             "expiry",
-            "Expiry (UTC)",
+            "Expiry (UTC)",  # those live at the end of the range
             f"""SELECT DISTINCT {expiry_of("instruments")}
   FROM instruments
  WHERE currency = '$currency' AND kind = 'option'
-   AND expiration_timestamp > $__timeFrom()
+   AND expiration_timestamp > $__timeTo()
    AND coalesce(creation_timestamp, '-infinity') <= $__timeTo()
  ORDER BY 1""",
             multi=True,
