@@ -78,6 +78,12 @@ def finish_storage(url: str, cur: str) -> str:
             )
             print(f"  compressed chunks older than 2 days in {time.perf_counter() - t0:.0f} s")
         conn.execute("VACUUM ANALYZE")
+        print(f"\n{'table':<36} {'size MB':>9} {'before compr. MB':>17} {'after MB':>9}")
+        for name, total, before, after in conn.execute(
+            "SELECT * FROM chaintape_table_sizes() ORDER BY total_bytes DESC"
+        ):
+            mb = [f"{v / 1e6:.1f}" if v is not None else "n/a" for v in (total, before, after)]
+            print(f"{name:<36} {mb[0]:>9} {mb[1]:>17} {mb[2]:>9}")
         return "timescale (full)" if full else "apache"
 
 
