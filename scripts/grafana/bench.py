@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_data(url: str, cur: str, days: int) -> tuple[datetime, datetime]:
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = (end - timedelta(days=days)).replace(hour=0, minute=0)
+    start = end - timedelta(days=days)
     options = bench_data.chain(cur, start, end)
     with psycopg.connect(url) as conn:
         bench_data.instruments(conn, cur, options, end)

@@ -2,9 +2,9 @@
 benchmark: the rows the dashboards read, written with binary COPY in time order.
 
 Per day (the README's sizing mix): 5,788,800 quotes (67/s), 172,800 trades (2/s, 3% block
-trades), 230,400 book snapshots (800 options every 300 s), 19,200 greeks rows (hourly),
+trades), about 230,400 book snapshots (800 options every 300 s), 19,200 greeks rows (hourly),
 7,200 perpetual and futures 1-minute bars (5 instruments), 2,880 index and DVOL values, 24
-funding rows. Options: weekly expiries, 40 strikes each, calls and puts, listed 8 weeks before
+funding rows. Options: weekly expiries, 40 strikes each, calls and puts, listed 10 weeks before
 expiry: about 800 live at any time, some expiring and some listed every week.
 """
 
@@ -37,7 +37,7 @@ QUOTES_PER_S = 67
 TRADES_PER_S = 2
 SNAPSHOT_EVERY_S = 300
 STRIKES = 40
-LISTED_WEEKS = 8
+LISTED_WEEKS = 10
 SPOT = 100_000.0
 DAY_S = 86_400
 
