@@ -259,7 +259,12 @@ BEGIN
               INTO b, a FROM hypertable_compression_stats(r.rel::regclass) s;
         END IF;
         table_name := r.shown;
-        total_bytes := hypertable_size(r.rel::regclass);
+        -- hypertable_size() costs ~0.3 s per table in 2.28 whatever the size; the chunks' own
+        -- sizes are instant. A compressed chunk's rows live in its compressed table: added.
+        SELECT pg_total_relation_size(r.rel::regclass)
+               + coalesce(sum(pg_total_relation_size(c)), 0) + coalesce(a, 0)
+          INTO total_bytes
+          FROM show_chunks(r.rel::regclass) c;
         before_compression_bytes := b;
         after_compression_bytes := a;
         RETURN NEXT;
