@@ -78,7 +78,7 @@ def finish_storage(url: str, cur: str, compress_after: str) -> str:
             t0 = time.perf_counter()
             conn.execute(
                 "SELECT count(compress_chunk(c, true)) FROM timescaledb_information.hypertables h,"
-                " show_chunks(format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass,"
+                " show_chunks(format('%%I.%%I', h.hypertable_schema, h.hypertable_name)::regclass,"
                 " older_than => %s::interval) c WHERE h.compression_enabled"
                 " AND h.hypertable_schema = 'public'",
                 (compress_after,),
