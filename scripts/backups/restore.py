@@ -197,20 +197,17 @@ def _run_pg_restore(pg_restore: str, dump: Path, target_url: str, progress: Prog
         str(dump),
     ]
     tail: list[str] = []
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        line = line.rstrip("\n")
-        progress.line(line)
-        if (
-            not line.startswith("pg_restore: ")
-            or "error" in line.lower()
-            or "warning" in line.lower()
-        ):
-            tail.append(line)
-    code = proc.wait()
+    ) as proc:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.rstrip("\n")
+            progress.line(line)
+            lowered = line.lower()
+            if not line.startswith("pg_restore: ") or "error" in lowered or "warning" in lowered:
+                tail.append(line)
+        code = proc.wait()
     errors = [ln for ln in tail if "error" in ln.lower()]
     if code != 0 or errors:
         raise BackupError(
