@@ -126,7 +126,9 @@ def test_truncated_dump_fails_the_checksum_and_then_pg_restore(
             restore_dump(dump, target, on_line=lambda line: None)
     finally:
         pg_cluster.drop_database(target)
-    code, out, err = _cli("scripts.restore", str(dump), "--into", "truncated_cli", url=database_url)
+    code, _out, err = _cli(
+        "scripts.restore", str(dump), "--into", "truncated_cli", url=database_url
+    )
     pg_cluster.drop_database(pg_cluster.url("truncated_cli"))
     assert code == 1
     assert err.strip().splitlines()[-1].startswith("restore FAILED: ")
