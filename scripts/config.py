@@ -93,6 +93,8 @@ class Settings:
     check_min_free_mb: float = 2048.0
     check_disk_days: float = 14.0
     check_db_volume_path: str = ""
+    check_docker_host: str = "unix:///var/run/docker.sock"
+    check_compose_project: str = "chaintape"
     # simulation clock "wall_start:sim_start:speed" (tests and benchmark only)
     sim_clock: str = ""
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -318,6 +320,8 @@ def load_settings(
         check_min_free_mb=r.number("CHECK_MIN_FREE_MB", 2048.0),
         check_disk_days=r.number("CHECK_DISK_DAYS", 14.0),
         check_db_volume_path=r.raw("CHECK_DB_VOLUME_PATH") or "",
+        check_docker_host=r.raw("CHECK_DOCKER_HOST") or "unix:///var/run/docker.sock",
+        check_compose_project=r.raw("CHECK_COMPOSE_PROJECT") or "chaintape",
         sim_clock=r.parse("SIM_CLOCK", "", _sim_clock, "must be wall_start:sim_start:speed"),
         secrets=tuple(secrets),
     )
