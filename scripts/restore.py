@@ -46,9 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in result.differences:
             print(f"  {line}", file=sys.stderr)
         return 1
+    verdict = (
+        "agrees row for row with the dump's manifest"
+        if result.compared
+        else "NOT compared: the dump has no manifest beside it"
+    )
     print(
         f"restored {args.dump.name} into {result.database}: {len(result.manifest)} tables, "
-        f"{rows} rows, {result.duration_s:.1f} s; agrees row for row with the dump's manifest"
+        f"{rows} rows, {result.duration_s:.1f} s; {verdict}"
     )
     return 0
 

@@ -97,6 +97,8 @@ def run_restore_test(settings: Settings, dump: Path | None = None) -> Outcome:
                 )
             finally:
                 _drop(scratch_url)
+            if not result.compared:
+                raise BackupError(f"{dump.name} has no manifest: nothing to compare it with")
             if not result.manifest:
                 raise BackupError(f"{dump.name}: the restored database has no tables")
             if result.differences:

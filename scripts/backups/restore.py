@@ -57,7 +57,8 @@ class RestoreResult:
     duration_s: float
     toc_entries: int
     manifest: Manifest
-    differences: list[str]  # empty when the dump had no manifest or everything agrees
+    differences: list[str]  # empty when everything agrees (or nothing was compared)
+    compared: bool  # False when the dump had no manifest to compare with
 
 
 def restore_dump(
@@ -108,9 +109,10 @@ def restore_dump(
         restored = read_manifest(conn)
     diffs: list[str] = []
     tables = meta.get("tables")
+    compared = isinstance(tables, dict)
     if isinstance(tables, dict):
         diffs = differences(manifest_from_json(tables), restored)
-    return RestoreResult(target, time.monotonic() - started, toc, restored, diffs)
+    return RestoreResult(target, time.monotonic() - started, toc, restored, diffs, compared)
 
 
 def _read_meta(dump: Path) -> dict[str, object]:

@@ -231,3 +231,23 @@ def _cli(module: str, *args: str, url: str, **env: str) -> tuple[int, str, str]:
         timeout=300,
     )
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_restore_test_fails_when_the_restore_differs_from_the_manifest(
+    database_url: str, tmp_path: Path
+) -> None:
+    fill(database_url, rows=300)
+    dump = _dump(database_url, tmp_path / "b")
+    manifest_file = dump.parent / (dump.name + ".manifest.json")
+    data = json.loads(manifest_file.read_text())
+    data["tables"]["btc_option_quotes"]["rows"] = 299  # what a dump missing a row would say
+    manifest_file.write_text(json.dumps(data))
+    settings = backup_settings(database_url, tmp_path / "b")
+    outcome = run_restore_test(settings)
+    assert not outcome.success
+    assert outcome.error == (
+        f"{dump.name} restored with differences: btc_option_quotes: rows 299 -> 300"
+    )
+    manifest_file.unlink()
+    outcome = run_restore_test(settings)
+    assert outcome.error == f"{dump.name} has no manifest: nothing to compare it with"
