@@ -1,5 +1,6 @@
 """`python -m scripts.restore DUMP [--into DBNAME] [--force]`: restore a chaintape dump.
 
+DUMP is a file, or `latest`: the newest dump in BACKUP_DIR.
 Into DATABASE_URL's database, or with --into into another database of the same server (created
 when missing). A database that already holds tables is refused unless --force, which drops and
 recreates it (disconnecting everyone: stop the collectors first). Exit 0 when the restore
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from scripts.backups.files import list_dumps
 from scripts.backups.pgtools import BackupError, dbname_of, with_dbname
 from scripts.backups.restore import restore_dump
 from scripts.config import load_settings_or_exit
@@ -26,12 +28,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.restore", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("dump", type=Path, help="a chaintape-*.dump file (its .sha256 beside it)")
+    parser.add_argument(
+        "dump", help="a chaintape-*.dump file (its .sha256 beside it), or `latest` in BACKUP_DIR"
+    )
     parser.add_argument("--into", metavar="DBNAME", help="restore into this database instead")
     parser.add_argument("--force", action="store_true", help="drop and recreate a non-empty target")
     args = parser.parse_args(argv)
     settings = load_settings_or_exit(need_currency="any")
     setup_logging(settings.log_level, settings.secrets)
+    dump = Path(args.dump)
+    if args.dump == "latest":
+        found = list_dumps(Path(settings.backup_dir))
+        if not found:
+            print(f"restore FAILED: no dump in BACKUP_DIR={settings.backup_dir}", file=sys.stderr)
+            return 1
+        dump = found[-1][1]
     target = with_dbname(settings.database_url, args.into) if args.into else settings.database_url
     try:
         result = restore_dump(args.dump, target, pg_bin_dir=settings.pg_bin_dir, force=args.force)
@@ -52,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "NOT compared: the dump has no manifest beside it"
     )
     print(
-        f"restored {args.dump.name} into {result.database}: {len(result.manifest)} tables, "
+        f"restored {dump.name} into {result.database}: {len(result.manifest)} tables, "
         f"{rows} rows, {result.duration_s:.1f} s; {verdict}"
     )
     return 0

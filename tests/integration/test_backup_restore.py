@@ -202,8 +202,20 @@ def test_cli_backup_now_restore_and_verify(
         assert "restore " in err and "100% (" in err  # plain progress lines off a terminal
     finally:
         pg_cluster.drop_database(pg_cluster.url("cli_copy"))
-    code, out, err = _cli("scripts.restore", str(dump), url=database_url)
-    assert code == 1 and "is not empty" in err
+    code, out, err = _cli("scripts.restore", "latest", url=database_url, **env)
+    assert code == 1 and f"database {_dbname(database_url)} is not empty" in err
+    code, out, err = _cli(
+        "scripts.restore", "latest", "--into", "latest_copy", url=database_url, **env
+    )
+    try:
+        assert code == 0, err
+        assert out.startswith(f"restored {dump.name} into latest_copy: ")
+    finally:
+        pg_cluster.drop_database(pg_cluster.url("latest_copy"))
+
+
+def _dbname(url: str) -> str:
+    return url.rsplit("/", 1)[1]
 
 
 def _ts_version(database_url: str) -> str:
