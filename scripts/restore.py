@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dump = found[-1][1]
     target = with_dbname(settings.database_url, args.into) if args.into else settings.database_url
     try:
-        result = restore_dump(args.dump, target, pg_bin_dir=settings.pg_bin_dir, force=args.force)
+        result = restore_dump(dump, target, pg_bin_dir=settings.pg_bin_dir, force=args.force)
     except (BackupError, psycopg.Error, OSError) as exc:
         print(
             f"restore FAILED: {mask_secrets(str(exc).strip(), settings.secrets)}", file=sys.stderr
