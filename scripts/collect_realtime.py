@@ -17,7 +17,7 @@ from scripts.runtime import run_service
 
 
 def main() -> int:
-    settings = load_settings_or_exit(need_currency="many")
+    settings = load_settings_or_exit(need_currency="many", fleet_role="rest")
     setup_logging(settings.log_level, settings.secrets)
 
     async def service(stop: asyncio.Event) -> int:

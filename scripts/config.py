@@ -11,17 +11,21 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from scripts import fleet
 from scripts.currencies import KNOWN_CURRENCIES, CurrencySpec, currency_spec
 
 EXIT_CONFIG_ERROR = 2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PLACEHOLDER_PASSWORDS = frozenset({"", "changeme", "change-me", "password", "postgres", "admin"})
+# Secrets may come from a file instead (Docker secrets): NAME_FILE=/run/secrets/<name>.
+SECRET_FILE_VARIABLES = ("DATABASE_URL", "DATABASE_PASSWORD", "GRAFANA_DB_PASSWORD")
 
 T = TypeVar("T")
 
@@ -56,6 +60,9 @@ class Settings:
     # REST credits: this process's share of Deribit's 10,000 credits/s (500 per request)
     rest_requests_per_s: float = 5.0
     rest_burst: int = 20
+    # the fleet's total when its processes derive their shares (0 = each its own REST_*)
+    fleet_rest_requests_per_s: float = 0.0
+    subscribe_share: float = 1.0  # of Deribit's subscribe pool (the fleet's ws collectors split it)
     # writer
     flush_interval_ms: int = 1000
     flush_max_rows: int = 5000
@@ -132,7 +139,23 @@ class _Reader:
 
     def raw(self, name: str) -> str | None:
         value = self.env.get(name)
+        if name in SECRET_FILE_VARIABLES:
+            value = self._from_file(name, value)
         return None if value is None or value.strip() == "" else value.strip()
+
+    def _from_file(self, name: str, value: str | None) -> str | None:
+        """NAME_FILE's content (Docker secrets) when NAME itself is not set."""
+        path = (self.env.get(f"{name}_FILE") or "").strip()
+        if not path:
+            return value
+        if value is not None and value.strip():
+            self.problems.append(f"{name} and {name}_FILE are both set: keep one")
+            return value
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            self.problems.append(f"{name}_FILE={path!r} cannot be read: {exc.strerror}")
+            return None
 
     def parse(self, name: str, default: T, convert: Callable[[str], T], rule: str) -> T:
         text = self.raw(name)
@@ -192,7 +215,27 @@ def _database_url(reader: _Reader, required: bool) -> tuple[str, list[str]]:
     if is_url and not re.match(r"^postgres(ql)?://", text):
         reader.problems.append("DATABASE_URL must start with postgresql:// (or postgres://)")
     password = parts.get("password")
+    separate = reader.raw("DATABASE_PASSWORD")
+    if separate is not None:
+        if password:
+            reader.problems.append(
+                "DATABASE_URL has a password and DATABASE_PASSWORD is set: keep one"
+            )
+        text, password = _with_password(text, separate, is_url), separate
     return text, [str(password)] if password else []
+
+
+def _with_password(text: str, password: str, is_url: bool) -> str:
+    """DATABASE_URL with DATABASE_PASSWORD put in (URL-encoded in a URL)."""
+    if not is_url:
+        return make_conninfo(text, password=password)
+    scheme, rest = text.split("://", 1)
+    user_host, sep, tail = rest.partition("/")
+    user, at, host = user_host.rpartition("@")
+    if not at:
+        user, host = "", user_host
+    auth = f"{user}:{quote(password, safe='')}@"
+    return f"{scheme}://{auth}{host}{sep}{tail}"
 
 
 def _currencies(reader: _Reader, need: str) -> tuple[CurrencySpec, ...]:
@@ -235,11 +278,15 @@ def load_settings(
     *,
     need_currency: str = "one",
     need_database: bool = True,
+    fleet_role: str | None = None,
 ) -> Settings:
     """Reads settings; raises ConfigError listing every problem.
 
     need_currency: "one" (CURRENCY required), "many" (CURRENCIES, default BTC,ETH), "any"
     (CURRENCY/CURRENCIES optional, e.g. for migrate or healthcheck).
+    fleet_role: "ws", "rest" or "funding" for the collectors of a deployment; with
+    FLEET_REST_REQUESTS_PER_S set, the process takes its share of that total (scripts/fleet.py)
+    unless REST_REQUESTS_PER_S / REST_BURST / WS_MAX_CONNECTIONS are set explicitly.
     """
     if env is None:
         load_dotenv_file()
@@ -325,9 +372,47 @@ def load_settings(
         sim_clock=r.parse("SIM_CLOCK", "", _sim_clock, "must be wall_start:sim_start:speed"),
         secrets=tuple(secrets),
     )
+    if fleet_role is not None:
+        settings = _fleet_shares(r, settings, fleet_role)
     if r.problems:
         raise ConfigError(r.problems)
     return settings
+
+
+def _fleet_shares(r: _Reader, settings: Settings, role: str) -> Settings:
+    """The settings with this process's share of the fleet's credits and connections."""
+    total = r.number("FLEET_REST_REQUESTS_PER_S", 0.0)
+    if total <= 0:
+        return settings
+    if total > fleet.DERIBIT_REQUESTS_PER_S:
+        r.problems.append(
+            f"FLEET_REST_REQUESTS_PER_S={total:g}: Deribit allows about "
+            f"{fleet.DERIBIT_REQUESTS_PER_S:g} requests/s per IP in total"
+        )
+    fleet_codes = [c.strip().upper() for c in (r.raw("CURRENCIES") or "BTC,ETH").split(",")]
+    fleet_codes = list(dict.fromkeys(c for c in fleet_codes if c))
+    if role == "ws" and settings.currencies and settings.currency.code not in fleet_codes:
+        r.problems.append(
+            f"CURRENCY={settings.currency.code} is not in CURRENCIES={','.join(fleet_codes)}: "
+            "the fleet's credit shares count one real-time collector per currency in CURRENCIES"
+        )
+    n = max(1, len(fleet_codes))
+    if n > fleet.MAX_CURRENCIES:
+        r.problems.append(
+            f"CURRENCIES lists {n} currencies: one IP has room for {fleet.MAX_CURRENCIES} "
+            "real-time collectors (Deribit's 32 connections); run more on a second host"
+        )
+    changes: dict[str, Any] = {
+        "fleet_rest_requests_per_s": total,
+        "subscribe_share": fleet.subscribe_share(role, n) or 1.0,
+    }
+    if r.raw("REST_REQUESTS_PER_S") is None:
+        changes["rest_requests_per_s"] = fleet.rest_requests_share(total, role, n)
+    if r.raw("REST_BURST") is None:
+        changes["rest_burst"] = fleet.rest_burst_share(role, n)
+    if role == "ws" and r.raw("WS_MAX_CONNECTIONS") is None:
+        changes["ws_max_connections"] = fleet.ws_connections_share(n)
+    return replace(settings, **changes)
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:

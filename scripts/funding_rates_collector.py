@@ -32,7 +32,7 @@ async def build_funding(parts: ServiceParts) -> list[Schedule]:
 
 
 def main() -> int:
-    settings = load_settings_or_exit(need_currency="many")
+    settings = load_settings_or_exit(need_currency="many", fleet_role="funding")
     setup_logging(settings.log_level, settings.secrets)
 
     async def service(stop: asyncio.Event) -> int:

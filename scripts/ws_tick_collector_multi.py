@@ -18,7 +18,7 @@ from scripts.runtime import run_service
 
 
 def main() -> int:
-    settings = load_settings_or_exit(need_currency="one")
+    settings = load_settings_or_exit(need_currency="one", fleet_role="ws")
     setup_logging(settings.log_level, settings.secrets)
 
     async def service(stop: asyncio.Event) -> int:

@@ -71,7 +71,12 @@ async def run_realtime(
     limiters = LimiterSet.build(clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst)
     rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=clock)
     collector = OptionsRealtimeCollector(
-        s, writer=writer, rest=rest, clock=clock, client_version=__version__
+        s,
+        writer=writer,
+        rest=rest,
+        clock=clock,
+        client_version=__version__,
+        subscribe_share=s.subscribe_share,
     )
     writer.on_rows_lost = collector.on_rows_lost
     if collector_ready is not None:

@@ -149,11 +149,13 @@ def is_option(name: str, prefix: str = "ETH-") -> bool:
     return name.startswith(prefix) and len(name.split("-")) == 4
 
 
-def truth_trades(fake: FakeDeribit, lo_ms: int, hi_ms: int) -> dict[str, dict[str, Any]]:
+def truth_trades(
+    fake: FakeDeribit, lo_ms: int, hi_ms: int, prefix: str = "ETH-"
+) -> dict[str, dict[str, Any]]:
     return {
         t["trade_id"]: t
         for t in fake.truth.trades
-        if is_option(t["instrument_name"]) and lo_ms <= t["timestamp"] <= hi_ms
+        if is_option(t["instrument_name"], prefix) and lo_ms <= t["timestamp"] <= hi_ms
     }
 
 

@@ -120,13 +120,66 @@ def test_mask_secrets_patterns() -> None:
 
 
 def test_env_example_documents_every_setting() -> None:
-    """Every variable config.py reads is in .env.example, and .env.example names no other."""
+    """Every variable config.py and the compose/stack files read is in .env.example, and
+    .env.example names no other."""
     import re
+
+    from scripts.config import SECRET_FILE_VARIABLES
 
     source = (REPO_ROOT / "scripts" / "config.py").read_text()
     read = set(re.findall(r'(?:raw|parse|number|integer|url)\(\s*"([A-Z][A-Z0-9_]+)"', source))
     read |= {"DATABASE_URL", "CURRENCY", "CURRENCIES"}
+    read |= {f"{name}_FILE" for name in SECRET_FILE_VARIABLES}
+    for compose_file in COMPOSE_FILES:
+        read |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (REPO_ROOT / compose_file).read_text()))
     example = (REPO_ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.M))
     assert read - documented == set()
     assert documented - read == set()
+
+
+COMPOSE_FILES = (
+    "docker-compose-comprehensive.yml",
+    "docker-compose.small.yml",
+    "docker-compose.db-port.yml",
+    "docker-stack.yml",
+)
+
+
+def test_secret_files_and_database_password(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """NAME_FILE (Docker secrets) is read instead of NAME; DATABASE_PASSWORD joins the URL."""
+    secret = tmp_path / "db_password"
+    secret.write_text("p@ss/w:rd\n")
+    grafana = tmp_path / "grafana_password"
+    grafana.write_text("reader-secret-42\n")
+    s = load_settings(
+        {
+            "DATABASE_URL": "postgresql://chaintape@db:5432/chaintape",
+            "DATABASE_PASSWORD_FILE": str(secret),
+            "GRAFANA_DB_PASSWORD_FILE": str(grafana),
+            "CURRENCY": "BTC",
+        }
+    )
+    assert s.database_url == "postgresql://chaintape:p%40ss%2Fw%3Ard@db:5432/chaintape"
+    assert s.grafana_db_password == "reader-secret-42"
+    assert set(s.secrets) == {"p@ss/w:rd", "reader-secret-42"}
+    assert "p@ss" not in str(s.masked())
+    plain = load_settings(
+        {"DATABASE_URL": "host=db dbname=x", "DATABASE_PASSWORD": "pw1", "CURRENCY": "BTC"}
+    )
+    assert "password=pw1" in plain.database_url
+
+
+def test_secret_file_problems_are_reported() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            {
+                "DATABASE_URL": "postgresql://u:inline@db/x",
+                "DATABASE_PASSWORD": "pw",
+                "GRAFANA_DB_PASSWORD_FILE": "/nonexistent/secret",
+                "CURRENCY": "BTC",
+            }
+        )
+    text = str(err.value)
+    assert "DATABASE_URL has a password and DATABASE_PASSWORD is set: keep one" in text
+    assert "GRAFANA_DB_PASSWORD_FILE='/nonexistent/secret' cannot be read" in text
