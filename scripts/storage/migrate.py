@@ -6,6 +6,7 @@ Steps, all under one advisory lock so containers starting together take turns:
 2. apply each numbered file `schema/NNN_*.sql` not yet recorded in `schema_migrations`;
 3. write the settings (retention), add the currencies, apply the policies (each run, because
    they depend on the arguments, not on the files);
+   and the dashboards' aggregates and views (schema/030_dashboard_aggregates.sql);
 4. create or update the read-only Grafana role when a password is given.
 
 Checksums: each applied file is recorded with its SHA-256. A recorded file whose text changed
@@ -150,6 +151,7 @@ def apply_schema(
                     for code in codes:
                         conn.execute("SELECT chaintape_add_currency(%s)", (code,))
                     conn.execute("SELECT chaintape_apply_policies()")
+                    conn.execute("SELECT chaintape_dashboard_objects()")
                     after = _registered(conn)
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise MigrationError(

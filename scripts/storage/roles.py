@@ -1,8 +1,11 @@
 """The read-only database role for Grafana: password rules and the grants.
 
-The role can connect, read every table and view in the public schema (now and later, through
-default privileges) and write nothing. Its password comes from GRAFANA_DB_PASSWORD; placeholders
-and short passwords are refused before anything touches the database.
+The role can connect, read exactly the tables and views the Grafana dashboards and alert rules
+use (`DASHBOARD_RELATIONS`; tests/integration/test_grafana_panels.py checks it against their
+SQL), call the two SECURITY DEFINER functions of the Fleet health dashboard, and write nothing.
+Raw per-currency tables (btc_option_quotes, ...) are read only through the union views. Its
+password comes from GRAFANA_DB_PASSWORD; placeholders and short passwords are refused before
+anything touches the database.
 """
 
 from __future__ import annotations
@@ -16,6 +19,27 @@ from scripts.config import PLACEHOLDER_PASSWORDS
 
 MIN_PASSWORD_LENGTH = 12
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# What grafana/dashboards/*.json and grafana/provisioning/alerting/*.yml read.
+DASHBOARD_RELATIONS = (
+    "instruments",
+    "collector_status",
+    "data_gaps",
+    "rejected_messages",
+    "option_quotes",
+    "option_trades",
+    "option_orderbook_depth",
+    "option_quotes_1m",
+    "option_quotes_1h",
+    "option_trades_1m",
+    "option_trades_1h",
+    "options_greeks",
+    "index_prices",
+    "perpetuals_ohlcv",
+    "futures_ohlcv",
+    "funding_rates",
+)
+DASHBOARD_FUNCTIONS = ("chaintape_newest_rows()", "chaintape_table_sizes()")
 
 
 class RolePasswordError(ValueError):
@@ -65,8 +89,16 @@ def ensure_readonly_role(conn: psycopg.Connection, user: str, password: str) -> 
     statements = (
         "GRANT CONNECT ON DATABASE {db} TO {role}",
         "GRANT USAGE ON SCHEMA public TO {role}",
-        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
+        # Earlier versions granted every table, now and later: take that back first.
+        "REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM {role}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM {role}",
     )
     for text in statements:
         conn.execute(sql.SQL(text).format(db=sql.Identifier(dbname[0]), role=role))
+    for name in DASHBOARD_RELATIONS:
+        # The union views exist once a currency does; the rest once the schema is applied.
+        if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() != (None,):
+            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(name), role))
+    for function in DASHBOARD_FUNCTIONS:
+        if conn.execute("SELECT to_regprocedure(%s)", (function,)).fetchone() != (None,):
+            conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION " + function + " TO {}").format(role))

@@ -22,7 +22,7 @@ from scripts.storage.migrate import (
     apply_schema,
     migration_files,
 )
-from scripts.storage.roles import RolePasswordError
+from scripts.storage.roles import DASHBOARD_RELATIONS, RolePasswordError
 from tests.conftest import REPO_ROOT
 from tests.support.pgcluster import PgCluster, free_port, pg_bin_dir
 
@@ -196,7 +196,7 @@ def test_readonly_role_reads_and_writes_nothing(
     pg_cluster: PgCluster, database_url: str, grafana_role: str
 ) -> None:
     apply_schema(database_url, ["BTC"], grafana_user=grafana_role, grafana_password=GOOD_PASSWORD)
-    apply_schema(database_url, ["SOL"])  # created after the role: default privileges apply
+    apply_schema(database_url, ["SOL"])  # added after the role: read through the union view
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO sol_option_trades (timestamp, instrument_name, trade_id, price, amount)"
@@ -208,8 +208,12 @@ def test_readonly_role_reads_and_writes_nothing(
         assert conn.execute("SELECT currency, trade_id FROM option_trades").fetchall() == [
             ("SOL", "t1")
         ]
-        for table in ("btc_option_quotes", "collector_status", "instruments", "data_gaps"):
+        for table in DASHBOARD_RELATIONS:
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        # Exactly what the dashboards read: not the raw per-currency tables, nor the rest.
+        for table in ("btc_option_quotes", "sol_option_trades", "spool_offsets", "options_ohlcv"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT 1 FROM {table} LIMIT 1")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("INSERT INTO collector_status (collector_name) VALUES ('x')")
         # Even with the read-only default switched off, the grants allow no writes.

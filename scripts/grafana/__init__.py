@@ -1,0 +1,1 @@
+"""The Grafana dashboards as code: `python -m scripts.grafana.build` writes grafana/dashboards/."""

@@ -1,0 +1,182 @@
+"""`python -m scripts.grafana.bench [--days 30]`: how fast the dashboards' panels are on a
+month of one currency's full option chain.
+
+Starts a throwaway PostgreSQL + TimescaleDB cluster (CHAINTAPE_PG_BIN picks the install, as for
+`python -m scripts.benchmark`), migrates it with the read-only Grafana role, loads `--days` of
+synthetic data ending now at the sizing mix (scripts/grafana/bench_data.py: rows per day are
+printed) with binary COPY, then, on the full edition, materializes the continuous aggregates
+and compresses chunks older than 2 days as the policies would. Then, as the read-only role,
+it runs every variable and panel query of every dashboard over its default range and over the
+last 30 days, and prints each one's time (the best of 3 runs, and the first). Targets on our
+2-core machine, full edition: default range < 1 s, 30 days < 3 s per panel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from scripts.grafana import bench_data
+from scripts.grafana.build import BUILDERS, DASHBOARD_DIR
+from scripts.grafana.runner import default_range, load, panel_queries, resolve_variables
+from scripts.storage.migrate import apply_schema
+
+ROLE = "grafana_bench"
+PASSWORD = "grafana-bench-password"
+AGGREGATES = ("option_quotes_1m", "option_quotes_1h", "option_trades_1m", "option_trades_1h")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.grafana.bench", description=__doc__)
+    p.add_argument("--days", type=int, default=30, help="days of data to load (default 30)")
+    p.add_argument("--currency", default="BTC")
+    p.add_argument("--runs", type=int, default=3, help="runs per query (best is reported)")
+    p.add_argument(
+        "--compress-after",
+        default="2 days",
+        help="compress chunks older than this before measuring (the policies' 2 days; with "
+        "fewer days loaded, a shorter one shows a month's mostly compressed state)",
+    )
+    return p.parse_args(argv)
+
+
+def load_data(url: str, cur: str, days: int) -> tuple[datetime, datetime]:
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    options = bench_data.chain(cur, start, end)
+    with psycopg.connect(url) as conn:
+        bench_data.instruments(conn, cur, options, end)
+        bench_data.future_instruments(conn, cur, start, end)
+        day, n = start, 0
+        while day < end:
+            t0 = time.perf_counter()
+            counts = bench_data.day_rows(conn, cur, options, day, seed=n)
+            if n == 0:
+                print("rows per day: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            print(f"  loaded {day:%Y-%m-%d} in {time.perf_counter() - t0:.0f} s", flush=True)
+            day += timedelta(days=1)
+            n += 1
+    return start, end
+
+
+def finish_storage(url: str, cur: str, compress_after: str) -> str:
+    """Full edition: refresh the aggregates and compress as the policies would; the edition."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT chaintape_full_edition()").fetchone()
+        full = bool(row and row[0])
+        if full:
+            for agg in AGGREGATES:
+                t0 = time.perf_counter()
+                conn.execute("CALL refresh_continuous_aggregate(%s, NULL, NULL)", (f"{cur}_{agg}",))
+                print(f"  refreshed {cur}_{agg} in {time.perf_counter() - t0:.0f} s", flush=True)
+            t0 = time.perf_counter()
+            conn.execute(
+                "SELECT count(compress_chunk(c, true)) FROM timescaledb_information.hypertables h,"
+                " show_chunks(format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass,"
+                " older_than => %s::interval) c WHERE h.compression_enabled"
+                " AND h.hypertable_schema = 'public'",
+                (compress_after,),
+            )
+            for agg in AGGREGATES:
+                conn.execute(
+                    "SELECT count(compress_chunk(c, true))"
+                    " FROM show_chunks(%s::regclass, older_than => %s::interval) c",
+                    (f"{cur}_{agg}", compress_after),
+                )
+            print(
+                f"  compressed chunks older than {compress_after} in "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
+        conn.execute("VACUUM ANALYZE")
+        print(f"\n{'table':<36} {'size MB':>9} {'before compr. MB':>17} {'after MB':>9}")
+        for name, total, before, after in conn.execute(
+            "SELECT * FROM chaintape_table_sizes() ORDER BY total_bytes DESC"
+        ):
+            mb = [f"{v / 1e6:.1f}" if v is not None else "n/a" for v in (total, before, after)]
+            print(f"{name:<36} {mb[0]:>9} {mb[1]:>17} {mb[2]:>9}")
+        return "timescale (full)" if full else "apache"
+
+
+def time_query(conn: psycopg.Connection, sql: str, runs: int) -> tuple[float, float, int]:
+    times, rows = [], 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        rows = len(conn.execute(sql.encode()).fetchall())
+        times.append(time.perf_counter() - t0)
+    return times[0], min(times), rows
+
+
+def measure(url: str, end: datetime, runs: int) -> list[dict[str, Any]]:
+    results = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in BUILDERS:
+            board = load(DASHBOARD_DIR / name)
+            ranges = {
+                "default": default_range(board, end),
+                "30 days": (end - timedelta(days=30), end),
+            }
+            for label, (start, stop) in ranges.items():
+                values, var_sqls = resolve_variables(conn, board, start, stop)
+                for i, sql in enumerate(var_sqls):
+                    first, best, rows = time_query(conn, sql, runs)
+                    title = f"variable {board['templating']['list'][i]['name']}"
+                    results.append(dict(board=board["title"], panel=title, range=label,
+                                        first=first, best=best, rows=rows))  # fmt: skip
+                for q in panel_queries(board, values, start, stop):
+                    first, best, rows = time_query(conn, q.sql, runs)
+                    title = q.title.replace("$expiry", str(q.repeat_value or ""))
+                    results.append(dict(board=board["title"], panel=title, range=label,
+                                        first=first, best=best, rows=rows))  # fmt: skip
+    return results
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'dashboard':<36} {'panel':<46} {'range':<8} {'best s':>7} {'first s':>8} {'rows':>7}"
+    )
+    for r in results:
+        print(
+            f"{r['board']:<36} {r['panel'][:46]:<46} {r['range']:<8} {r['best']:>7.3f} "
+            f"{r['first']:>8.3f} {r['rows']:>7}"
+        )
+    for label, target in (("default", 1.0), ("30 days", 3.0)):
+        best = [r["best"] for r in results if r["range"] == label]
+        slow = [r for r in results if r["range"] == label and r["best"] >= target]
+        print(
+            f"{label}: {len(best)} queries, median {statistics.median(best):.3f} s, max "
+            f"{max(best):.3f} s, over {target:.0f} s: {len(slow)}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from tests.support.pgcluster import PgCluster  # the repository's throwaway cluster
+
+    cluster = PgCluster()
+    try:
+        url = cluster.create_database(prefix="grafana_bench")
+        apply_schema(url, [args.currency], grafana_user=ROLE, grafana_password=PASSWORD,
+                     schedule_policies=False)  # fmt: skip
+        cur = args.currency.lower()
+        t0 = time.perf_counter()
+        _, end = load_data(url, args.currency.upper(), args.days)
+        print(f"loaded {args.days} day(s) in {time.perf_counter() - t0:.0f} s")
+        edition = finish_storage(url, cur, args.compress_after)
+        print(f"TimescaleDB edition: {edition}")
+        ro_url = cluster.url(url.rsplit("/", 1)[1], user=ROLE, password=PASSWORD)
+        report(measure(ro_url, end, args.runs))
+    finally:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            cluster.destroy()
+            del conn
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
