@@ -38,6 +38,8 @@ DASHBOARD_RELATIONS = (
     "perpetuals_ohlcv",
     "futures_ohlcv",
     "funding_rates",
+    "backups",
+    "schema_migrations",
 )
 DASHBOARD_FUNCTIONS = ("chaintape_newest_rows()", "chaintape_table_sizes()")
 
