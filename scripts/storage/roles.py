@@ -39,7 +39,6 @@ DASHBOARD_RELATIONS = (
     "futures_ohlcv",
     "funding_rates",
     "backups",
-    "schema_migrations",
 )
 DASHBOARD_FUNCTIONS = ("chaintape_newest_rows()", "chaintape_table_sizes()")
 
