@@ -43,6 +43,12 @@ class Progress:
             print(f"{self.label}: {percent}% ({self.done}/{self.total} items)", file=sys.stderr)
             self._next_report = (percent // 10 + 1) * 10
 
+    def finish(self) -> None:
+        """pg_restore succeeded: the last plain line says 100 % (some entries print nothing)."""
+        if self._bar is None and self._next_report <= 100:
+            print(f"{self.label}: 100% ({self.total}/{self.total} items)", file=sys.stderr)
+            self._next_report = 110
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -98,6 +98,7 @@ def restore_dump(
         _run_pg_restore(pg_restore, dump, target_url, progress)
     finally:
         progress.close()
+    progress.finish()
     with psycopg.connect(target_url, autocommit=True) as conn:
         if pause_jobs:
             conn.execute(
@@ -134,7 +135,12 @@ def _toc_entries(pg_restore: str, dump: Path) -> int:
         raise BackupError(
             f"{dump.name} is not a readable pg_dump archive: {error_lines(proc.stderr)}"
         )
-    return sum(1 for ln in proc.stdout.splitlines() if ln.strip() and not ln.startswith(";"))
+    # ACL entries are skipped (--no-privileges): pg_restore prints nothing for them
+    return sum(
+        1
+        for ln in proc.stdout.splitlines()
+        if ln.strip() and not ln.startswith(";") and " ACL " not in ln
+    )
 
 
 def _prepare_target(target_url: str, target: str, force: bool, pg_restore: str) -> None:
