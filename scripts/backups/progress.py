@@ -44,9 +44,9 @@ class Progress:
             self._next_report = (percent // 10 + 1) * 10
 
     def finish(self) -> None:
-        """pg_restore succeeded: the last plain line says 100 % (some entries print nothing)."""
+        """pg_restore succeeded: a last plain line when the count fell short of the TOC."""
         if self._bar is None and self._next_report <= 100:
-            print(f"{self.label}: 100% ({self.total}/{self.total} items)", file=sys.stderr)
+            print(f"{self.label}: done ({self.done}/{self.total} items seen)", file=sys.stderr)
             self._next_report = 110
 
     def close(self) -> None:

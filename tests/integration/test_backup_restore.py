@@ -200,6 +200,7 @@ def test_cli_backup_now_restore_and_verify(
         assert code == 0, err
         assert "agrees row for row" in out
         assert "restore " in err and "100% (" in err  # plain progress lines off a terminal
+        assert "items seen)" not in err  # every TOC entry was counted
     finally:
         pg_cluster.drop_database(pg_cluster.url("cli_copy"))
     code, out, err = _cli("scripts.restore", "latest", url=database_url, **env)
