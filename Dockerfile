@@ -25,11 +25,18 @@ LABEL org.opencontainers.image.title="chaintape" \
 ENV PATH=/opt/chaintape/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    SPOOL_DIR=/var/lib/chaintape/spool
+    SPOOL_DIR=/var/lib/chaintape/spool \
+    PG_BIN_DIR=/usr/lib/postgresql/17/bin
 RUN groupadd --system --gid "${CHAINTAPE_UID}" chaintape \
     && useradd --system --uid "${CHAINTAPE_UID}" --gid chaintape --home-dir /app --no-create-home --shell /usr/sbin/nologin chaintape \
     && mkdir -p /var/lib/chaintape/spool \
     && chown -R chaintape:chaintape /var/lib/chaintape
+# pg_dump/pg_restore of PostgreSQL 17, the timescaledb image's major version (the backup
+# refuses any other); called by path, so Debian's wrapper scripts are not involved.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-17 \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /opt/chaintape /opt/chaintape
 WORKDIR /app
 COPY scripts ./scripts

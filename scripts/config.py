@@ -84,6 +84,24 @@ class Settings:
     grafana_db_password: str | None = None
     retention_days: int = 0  # 0 = keep forever
     stale_after_s: float = 900.0
+    # backups, restore test and alert check (issue 15)
+    backup_dir: str = "./backups"
+    backup_schedule: str = "15 3 * * *"  # cron, UTC: daily at 03:15
+    restore_test_schedule: str = "45 4 * * 0"  # cron, UTC: Sundays at 04:45
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+    backup_keep_monthly: int = 6
+    backup_disk_margin_mb: float = 512.0
+    pg_bin_dir: str = ""  # "" = pg_dump/pg_restore from PATH
+    check_backup_max_age_h: float = 26.0
+    check_restore_test_max_age_h: float = 192.0
+    check_max_open_gaps: int = 0
+    check_gap_window_h: float = 24.0
+    check_min_free_mb: float = 2048.0
+    check_disk_days: float = 14.0
+    check_db_volume_path: str = ""
+    check_docker_host: str = "unix:///var/run/docker.sock"
+    check_compose_project: str = "chaintape"
     # simulation clock "wall_start:sim_start:speed" (tests and benchmark only)
     sim_clock: str = ""
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -330,6 +348,27 @@ def load_settings(
         grafana_db_password=grafana_password,
         retention_days=r.integer("RETENTION_DAYS", 0),
         stale_after_s=r.number("STALE_AFTER_S", 900.0, minimum=1.0),
+        backup_dir=r.raw("BACKUP_DIR") or "./backups",
+        backup_schedule=r.parse(
+            "BACKUP_SCHEDULE", "15 3 * * *", _cron, "must be a 5-field cron expression (UTC)"
+        ),
+        restore_test_schedule=r.parse(
+            "RESTORE_TEST_SCHEDULE", "45 4 * * 0", _cron, "must be a 5-field cron expression (UTC)"
+        ),
+        backup_keep_daily=r.integer("BACKUP_KEEP_DAILY", 7),
+        backup_keep_weekly=r.integer("BACKUP_KEEP_WEEKLY", 4),
+        backup_keep_monthly=r.integer("BACKUP_KEEP_MONTHLY", 6),
+        backup_disk_margin_mb=r.number("BACKUP_DISK_MARGIN_MB", 512.0),
+        pg_bin_dir=r.raw("PG_BIN_DIR") or "",
+        check_backup_max_age_h=r.number("CHECK_BACKUP_MAX_AGE_H", 26.0, minimum=0.01),
+        check_restore_test_max_age_h=r.number("CHECK_RESTORE_TEST_MAX_AGE_H", 192.0, minimum=0.01),
+        check_max_open_gaps=r.integer("CHECK_MAX_OPEN_GAPS", 0),
+        check_gap_window_h=r.number("CHECK_GAP_WINDOW_H", 24.0, minimum=0.01),
+        check_min_free_mb=r.number("CHECK_MIN_FREE_MB", 2048.0),
+        check_disk_days=r.number("CHECK_DISK_DAYS", 14.0),
+        check_db_volume_path=r.raw("CHECK_DB_VOLUME_PATH") or "",
+        check_docker_host=r.raw("CHECK_DOCKER_HOST") or "unix:///var/run/docker.sock",
+        check_compose_project=r.raw("CHECK_COMPOSE_PROJECT") or "chaintape",
         sim_clock=r.parse("SIM_CLOCK", "", _sim_clock, "must be wall_start:sim_start:speed"),
         secrets=tuple(secrets),
     )
@@ -384,6 +423,14 @@ def _one_of(value: str, allowed: tuple[str, ...]) -> str:
 
 def _identifier(value: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise ValueError
+    return value
+
+
+def _cron(value: str) -> str:
+    from croniter import croniter
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
         raise ValueError
     return value
 

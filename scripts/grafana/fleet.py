@@ -98,6 +98,48 @@ def panels() -> list[Json]:
             ],
         ),
         panel(
+            "table",
+            "Last backup and restore test",
+            """SELECT CASE kind WHEN 'backup' THEN 'backup' ELSE 'restore test' END AS job,
+       finished_at AS finished,
+       extract(epoch FROM now() - finished_at) AS age,
+       extract(epoch FROM now() - finished_at)
+           / CASE kind WHEN 'backup' THEN 93600 ELSE 691200 END AS "age / limit",
+       CASE WHEN success THEN 'ok' ELSE 'FAILED' END AS result,
+       size_bytes AS size, duration_s AS duration, file_name AS file, error
+  FROM (SELECT DISTINCT ON (kind) * FROM backups ORDER BY kind, finished_at DESC) AS last
+ ORDER BY kind""",
+            w=24,
+            h=5,
+            description="The newest backup (nightly pg_dump) and restore test (weekly: the newest "
+            "dump restored into a scratch database and compared table by table). Red: failed, or "
+            "older than 26 h (backup) / 8 days (restore test), as python -m scripts.check.",
+            overrides=[
+                _override("age", [{"id": "unit", "value": "s"}]),
+                _red_cells("age / limit", 1.0),
+                _override("size", [{"id": "unit", "value": "bytes"}]),
+                _override("duration", [{"id": "unit", "value": "s"}]),
+                _override(
+                    "result",
+                    [
+                        {
+                            "id": "mappings",
+                            "value": [
+                                {
+                                    "type": "value",
+                                    "options": {
+                                        "ok": {"color": "green", "index": 0},
+                                        "FAILED": {"color": "red", "index": 1},
+                                    },
+                                }
+                            ],
+                        },
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    ],
+                ),
+            ],
+        ),
+        panel(
             "timeseries",
             "Rows per minute",
             _rows_per_minute(),

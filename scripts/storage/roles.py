@@ -38,6 +38,7 @@ DASHBOARD_RELATIONS = (
     "perpetuals_ohlcv",
     "futures_ohlcv",
     "funding_rates",
+    "backups",
 )
 DASHBOARD_FUNCTIONS = ("chaintape_newest_rows()", "chaintape_table_sizes()")
 

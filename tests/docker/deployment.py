@@ -65,6 +65,11 @@ class Deployment:
             "ORDERBOOK_SNAPSHOT_INTERVAL_S": "600",
             "FUNDING_BACKFILL_HOURS": "4",
         }
+        # the backup service's BACKUP_DIR, writable by the image's uid
+        self.backup_dir = tmp / "backups"
+        self.backup_dir.mkdir()
+        os.chown(self.backup_dir, 10001, 10001)
+        self.env["BACKUP_HOST_DIR"] = str(self.backup_dir)
         self.env_file = tmp / "test.env"
         self.write_env()
         self.project = ComposeProject(

@@ -26,7 +26,8 @@ TEST_OVERRIDE = HERE / "compose.test.yml"
 BUILD_IMAGES = HERE / "build_images.sh"
 PYTHON_STANDIN = "chaintape-test/python:3.13"
 TIMESCALEDB_STANDIN = "chaintape-test/timescaledb:pg17"
-APP_IMAGE = "chaintape-test/app:current"
+# CHAINTAPE_TEST_APP_IMAGE: another tag, so two checkouts can test on one engine side by side.
+APP_IMAGE = os.environ.get("CHAINTAPE_TEST_APP_IMAGE", "chaintape-test/app:current")
 # Debian's 20.10 client when present: what Synology ships, so the stack file is read by it.
 CLASSIC_CLI = "/usr/bin/docker"
 

@@ -9,6 +9,7 @@ currency, an upgrade. Trades are compared with the fake's ground truth from the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -214,24 +215,37 @@ def test_upgrade_to_an_image_with_a_new_migration_keeps_rows_and_trades(d: Deplo
     d.trades_exact(("ETH", "BTC"))
 
 
-def test_backup_and_restore_from_the_guide(d: Deployment) -> None:
-    """Part 4 of the guide, command by command: a dump of the running stack, then on an empty
-    database volume the restore sequence; every row of the dump is back and the trades of the
-    time the stack was down are repaired."""
-    dump, restore = guide_compose_commands("## Part 4")[0], guide_compose_commands("## Part 4")[1:]
-    assert "pg_dump" in dump and "pg_restore" in " ".join(restore)
-    tables = [t for owned in TABLES.values() for t in owned]
-    tables += ["sol_option_trades"] if "ws-collector-sol" in d.collectors else []
-    d.project.run("stop", *d.collectors)  # a quiet database: the counts are the dump's
-    dumped = {t: d.rows(t) for t in tables}
-    d.project.shell(as_test_command(dump, d.project.args()), cwd=d.tmp)
-    assert (d.tmp / "chaintape.dump").stat().st_size > 0
-    d.project.run("down", "--volumes")
-    for command in restore:
-        d.project.shell(as_test_command(command, d.project.args()), cwd=d.tmp)
+def test_backup_service_dump_restores_into_a_fresh_database_from_the_guide(d: Deployment) -> None:
+    """Part 4 of the guide, command by command: the backup service dumps the running stack
+    (collectors writing), its restore test passes; then on a fresh database container and
+    volume `scripts.restore latest` brings back exactly the rows of the dump's snapshot, and
+    the stack resumes, repairing the trades of the time it was down."""
+    commands = guide_compose_commands("## Part 4")
+    dump_cmds = [c for c in commands if "scripts.backup" in c]
+    restore_cmds = [c for c in commands if "scripts.backup" not in c]
+    assert [c.split()[-1] for c in dump_cmds] == ["now", "verify"]
+    assert any("scripts.restore latest" in c for c in restore_cmds)
+    d.project.wait_healthy(["backup"])
+    assert d.project.inspect("backup")["Config"]["User"] == "10001:10001"
+    for command in dump_cmds:
+        out = d.project.shell(as_test_command(command, d.project.args()), cwd=d.tmp)
+        assert "FAILED" not in out, out
+    dumps = sorted(d.backup_dir.glob("chaintape-*.dump"))
+    assert len(dumps) == 1, dumps
+    manifest = json.loads((d.backup_dir / (dumps[0].name + ".manifest.json")).read_text())
+    dumped = {t: v["rows"] for t, v in manifest["tables"].items()}
+    assert dumped["eth_option_quotes"] > 0 and dumped["btc_option_trades"] > 0
+    with psycopg.connect(d.dsn) as conn:
+        kinds = conn.execute("SELECT kind, success FROM backups ORDER BY finished_at").fetchall()
+    assert kinds == [("backup", True), ("restore_test", True)]
+    d.project.run("down", "--volumes")  # a fresh database container and volume
+    for command in restore_cmds:
+        out = d.project.shell(as_test_command(command, d.project.args()), cwd=d.tmp)
+        if "scripts.restore" in command:
+            assert "agrees row for row" in out, out
+            restored = {t: d.rows(t) for t in dumped}
+            assert restored == dumped
     d.project.wait_healthy(d.collectors)
-    restored = {t: d.rows(t) for t in tables}
-    assert [t for t in tables if restored[t] < dumped[t]] == [], (dumped, restored)
     time.sleep(3)
     d.trades_exact(("ETH", "BTC"))
 

@@ -41,9 +41,20 @@ RUN_ELSEWHERE = {
     "python3 -m venv .venv && .venv/bin/pip install -e .": ".ci/run (with the [dev] extras)",
     f"{COMPOSE_PREFIX} -f docker-compose.small.yml up -d": "python -m tests.docker.measure --small",
 }
-# Part 4's commands run in order in test_compose_stack.py::test_backup_and_restore_from_the_guide.
-PART_4 = re.compile(r"(pg_dump|pg_restore|timescaledb_(pre|post)_restore|up -d --wait timescaledb)")
+# Part 4's commands run in order in
+# test_compose_stack.py::test_backup_service_dump_restores_into_a_fresh_database_from_the_guide.
+PART_4 = re.compile(
+    r"(scripts\.backup (now|verify)|scripts\.restore latest"
+    r"|up -d --wait timescaledb|run --rm migrate)"
+)
 NOT_HERE = {
+    "sudo mkdir -p /volume1/backup/chaintape && sudo chown 10001:10001 /volume1/backup/chaintape": (
+        "a Synology path (the engine test gives the backup service a folder of its own)"
+    ),
+    "cd /volume1/backup/chaintape && sha256sum -c chaintape-chaintape-20261204T031500Z-ts2.30.0-pg17.dump.sha256": (  # noqa: E501
+        "a Synology path; scripts.restore verifies the checksum itself (tests/integration/"
+        "test_backup_restore.py)"
+    ),
     "sudo mkdir -p /volume1/@docker/volumes/chaintape_timescaledb-data/_data": "a Synology path",
     "sudo chattr +C /volume1/@docker/volumes/chaintape_timescaledb-data/_data": (
         "needs a btrfs volume (this machine's is ext4/overlay)"

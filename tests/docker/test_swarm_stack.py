@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,13 @@ from tests.support.pgcluster import free_port
 SPEED = 20.0
 IN_FLIGHT_MS = 60_000
 STACK_OVERRIDE = HERE / "stack.test.yml"
-SERVICES = ("ws-collector-eth", "ws-collector-btc", "rest-collector", "funding-collector")
+SERVICES = (
+    "ws-collector-eth",
+    "ws-collector-btc",
+    "rest-collector",
+    "funding-collector",
+    "backup",
+)
 TABLES = ("eth_option_trades", "btc_option_quotes", "perpetuals_ohlcv", "funding_rates")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -48,10 +55,14 @@ class Swarm:
         self.password = secrets.token_urlsafe(18)
         self.dsn = f"postgresql://chaintape:{self.password}@127.0.0.1:{self.port}/chaintape"
         self.db = f"{self.name}-db"
+        # the backup service's folder, on this (the only) node, writable by the image's uid
+        self.backup_dir = tempfile.mkdtemp(prefix="chaintape-swarm-backups-")
+        os.chown(self.backup_dir, 10001, 10001)
         self.env = {
             "CHAINTAPE_IMAGE": image,
             "DATABASE_URL": f"postgresql://chaintape@127.0.0.1:{self.port}/chaintape",
             "CURRENCIES": "BTC,ETH",
+            "BACKUP_HOST_DIR": self.backup_dir,
             "FAKE_DERIBIT_PORT": str(fake.fake.port),
             "SIM_CLOCK": fake.fake.sim_clock_spec(),
             "DRAIN_DEADLINE_S": "10",

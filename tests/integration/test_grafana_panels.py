@@ -5,6 +5,7 @@ role reads exactly what the dashboards and alert rules use, and nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import psycopg
 import pytest
 import yaml
 
+from scripts.backups.jobs import run_backup, run_restore_test
 from scripts.grafana.build import BUILDERS, DASHBOARD_DIR
 from scripts.grafana.runner import default_range, load, panel_queries, resolve_variables
 from scripts.storage.roles import DASHBOARD_RELATIONS
+from tests.support.backups import backup_settings
 from tests.support.grafana_db import Recorded, record
 from tests.support.pgcluster import PgCluster
 
@@ -105,6 +108,10 @@ async def test_every_panel_and_variable_returns_rows_as_the_readonly_role(
                     "CALL refresh_continuous_aggregate(%s, NULL, %s)",
                     (view, recorded.start + (recorded.end - recorded.start) / 2),
                 )
+    # the backup service's rows (issue 15): a real dump and restore test of this database
+    backup = backup_settings(database_url, tmp_path / "backups")
+    assert (await asyncio.to_thread(run_backup, backup)).success
+    assert (await asyncio.to_thread(run_restore_test, backup)).success
     dbname = database_url.rsplit("/", 1)[1]
     with psycopg.connect(pg_cluster.url(dbname, user=reader, password=PASSWORD)) as conn:
         conn.autocommit = True

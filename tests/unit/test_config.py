@@ -143,6 +143,7 @@ COMPOSE_FILES = (
     "docker-compose.small.yml",
     "docker-compose.db-port.yml",
     "docker-stack.yml",
+    "docker-compose.docker-socket.yml",
 )
 
 

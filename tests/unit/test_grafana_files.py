@@ -115,7 +115,13 @@ def test_alert_rules_file_format() -> None:
                 else:
                     assert query["datasourceUid"] == DATASOURCE_UID
                     assert query["model"]["rawSql"].strip()
-    assert titles == {"Stale data", "Collector unhealthy", "Open gaps"}
+    assert titles == {
+        "Stale data",
+        "Collector unhealthy",
+        "Open gaps",
+        "Backup failed or too old",
+        "Restore test failed or too old",
+    }
     example = yaml.safe_load((PROVISIONING / "alerting" / "contact-point.yml.example").read_text())
     assert example["contactPoints"][0]["receivers"][0]["type"] == "email"
 

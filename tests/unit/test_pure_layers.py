@@ -17,6 +17,7 @@ BANNED = frozenset(
 )
 PURE_MODULES = frozenset(
     {"scripts.models", "scripts.deribit.protocol", "scripts.deribit.channels"}
+    | {"scripts.backups.names", "scripts.backups.retention"}
     | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
 )
 
@@ -26,6 +27,8 @@ def pure_files() -> list[Path]:
         ROOT / "scripts" / "models.py",
         ROOT / "scripts" / "deribit" / "protocol.py",
         ROOT / "scripts" / "deribit" / "channels.py",
+        ROOT / "scripts" / "backups" / "names.py",
+        ROOT / "scripts" / "backups" / "retention.py",
         *sorted((ROOT / "scripts" / "normalize").glob("*.py")),
     ]
     return [f for f in files if f.name != "__init__.py" or f.read_text().strip()]
