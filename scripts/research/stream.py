@@ -1,0 +1,111 @@
+"""Rows out of PostgreSQL as Arrow record batches, in constant memory.
+
+The server writes the rows as CSV (`COPY (SELECT ...) TO STDOUT (FORMAT csv)`, the format psql's
+`\\copy` uses) and Arrow's streaming CSV reader parses them in C++, a block at a time, into the
+relation's exact types: the Python loop only moves blocks of bytes. PostgreSQL prints float8 in
+the shortest form that reads back to the same bit pattern (extra_float_digits = 1, its default),
+so values survive the trip exactly. Arrays arrive as `{1.5,2}` text and are turned into lists.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from scripts.research.catalog import Relation
+
+BLOCK_BYTES = 4 << 20  # Arrow parses this much CSV per batch: memory per batch, not per day
+
+
+class CopyReader(io.RawIOBase):
+    """A read-only file over a running `COPY ... TO STDOUT`, for Arrow's CSV reader."""
+
+    def __init__(self, copy: psycopg.Copy) -> None:
+        self._copy = copy
+        self._pending = memoryview(b"")
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._copy.read()
+            if not chunk:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.bytes_read += n
+        return n
+
+
+def csv_types(rel: Relation) -> dict[str, pa.DataType]:
+    """Types the CSV reader parses into: lists arrive as text and are converted afterwards."""
+    schema = rel.schema
+    return {
+        f.name: (pa.string() if pa.types.is_list(f.type) else f.type)
+        for f in schema
+    }
+
+
+def to_lists(text: pa.Array) -> pa.Array:
+    """PostgreSQL float8[] text (`{1.5,2}`, `{}`, NULL) to list<float64>."""
+    inner = pc.utf8_slice_codeunits(text, 1, -1)
+    parts = pc.split_pattern(inner, ",")
+    empty = pc.equal(inner, "")
+    empty_list = pa.scalar([], type=pa.list_(pa.string()))
+    parts = pc.if_else(empty, empty_list, parts)
+    return parts.cast(pa.list_(pa.float64()))
+
+
+def finish_batch(batch: pa.RecordBatch, rel: Relation) -> pa.RecordBatch:
+    if not rel.list_columns:
+        return batch
+    arrays = [
+        to_lists(batch.column(i)) if name in rel.list_columns else batch.column(i)
+        for i, name in enumerate(batch.schema.names)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=rel.schema)
+
+
+def record_batches(
+    conn: psycopg.Connection, rel: Relation, query: sql.Composed, params: list[Any]
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """(batch, CSV bytes read so far) for the rows of `query`, whose columns are rel's."""
+    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+    with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
+        reader = CopyReader(copy)
+        stream = pacsv.open_csv(
+            io.BufferedReader(reader, buffer_size=1 << 20),
+            read_options=pacsv.ReadOptions(
+                column_names=list(rel.columns), block_size=BLOCK_BYTES, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=rel.multiline_text),
+            convert_options=pacsv.ConvertOptions(
+                column_types=csv_types(rel),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+        for batch in stream:
+            yield finish_batch(batch, rel), reader.bytes_read
+
+
+def session_utc(conn: psycopg.Connection) -> None:
+    """Timestamps print in UTC with an offset Arrow parses; floats print exactly."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute("SET DateStyle = 'ISO, YMD'")
+    conn.execute("SET extra_float_digits = 1")
+    conn.execute("SET IntervalStyle = 'iso_8601'")
