@@ -51,10 +51,7 @@ class CopyReader(io.RawIOBase):
 def csv_types(rel: Relation) -> dict[str, pa.DataType]:
     """Types the CSV reader parses into: lists arrive as text and are converted afterwards."""
     schema = rel.schema
-    return {
-        f.name: (pa.string() if pa.types.is_list(f.type) else f.type)
-        for f in schema
-    }
+    return {f.name: (pa.string() if pa.types.is_list(f.type) else f.type) for f in schema}
 
 
 def to_lists(text: pa.Array) -> pa.Array:
@@ -84,8 +81,11 @@ def record_batches(
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
     with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
         reader = CopyReader(copy)
+        source = io.BufferedReader(reader, buffer_size=1 << 20)
+        if not source.peek(1):  # no rows: Arrow refuses an empty CSV
+            return
         stream = pacsv.open_csv(
-            io.BufferedReader(reader, buffer_size=1 << 20),
+            source,
             read_options=pacsv.ReadOptions(
                 column_names=list(rel.columns), block_size=BLOCK_BYTES, use_threads=False
             ),
