@@ -25,7 +25,7 @@ from scripts.research.export_days import DayJob, DayPlan, plan_days, run_days
 from scripts.research.manifest import base_manifest
 from scripts.research.progress import Progress
 from scripts.research.query import Filters, check_filters, select
-from scripts.research.stream import record_batches, session_utc
+from scripts.research.stream import copy_out, record_batches, session_utc
 
 PARQUET_COMPRESSION = "zstd"
 
@@ -84,12 +84,8 @@ def csv_writer(rel: Relation, filters: Filters) -> Any:
     ) -> int:
         query, params = select(rel, lo, hi, filters)
         copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)
-        with tmp.open("wb") as out, conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
-            for chunk in copy:
-                out.write(chunk)
-                progress.advance(0, len(chunk))
-        status = cur.statusmessage or ""  # "COPY <rows>"
-        rows = int(status.split()[-1]) if status.startswith("COPY") else 0
+        with tmp.open("wb") as out:
+            rows = copy_out(conn, copy_sql, params, out.write, lambda n: progress.advance(0, n))
         progress.advance(rows, 0)
         return rows
 

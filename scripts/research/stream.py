@@ -109,3 +109,20 @@ def session_utc(conn: psycopg.Connection) -> None:
     conn.execute("SET DateStyle = 'ISO, YMD'")
     conn.execute("SET extra_float_digits = 1")
     conn.execute("SET IntervalStyle = 'iso_8601'")
+
+
+def copy_out(
+    conn: psycopg.Connection,
+    copy_sql: sql.Composed,
+    params: list[Any],
+    write: Any,
+    on_chunk: Any,
+) -> int:
+    """Runs a `COPY ... TO STDOUT`, handing each chunk to `write`; returns the rows copied."""
+    with conn.cursor() as cur:
+        with cur.copy(copy_sql, params) as copy:
+            for chunk in copy:
+                write(chunk)
+                on_chunk(len(chunk))
+        status = cur.statusmessage or ""  # "COPY <rows>"
+    return int(status.split()[-1]) if status.startswith("COPY") else 0

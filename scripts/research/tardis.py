@@ -42,7 +42,7 @@ from scripts.research.exporter import estimate_rows
 from scripts.research.manifest import base_manifest
 from scripts.research.progress import Progress
 from scripts.research.query import Filters
-from scripts.research.stream import session_utc
+from scripts.research.stream import copy_out, session_utc
 
 EXCHANGE = "deribit"
 GROUPED_SYMBOL = "OPTIONS"
@@ -180,16 +180,10 @@ def export_tardis(
         progress: Progress,
     ) -> int:
         copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)
-        with (
-            gzip.open(tmp, "wb", compresslevel=6) as gz,
-            conn.cursor() as cur,
-            cur.copy(copy_sql, params(lo, hi)) as copy,
-        ):
-            for chunk in copy:
-                gz.write(chunk)
-                progress.advance(0, len(chunk))
-        status = cur.statusmessage or ""
-        rows = int(status.split()[-1]) if status.startswith("COPY") else 0
+        with gzip.GzipFile(tmp, "wb", compresslevel=6, mtime=0) as gz:  # reproducible bytes
+            rows = copy_out(
+                conn, copy_sql, params(lo, hi), gz.write, lambda n: progress.advance(0, n)
+            )
         progress.advance(rows, 0)
         return rows
 
