@@ -71,7 +71,8 @@ def select(
     query = sql.SQL("SELECT {} FROM {}").format(cols, sql.Identifier(rel.name))
     if where:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-    if ordered:
-        order = tcol if tcol is not None else sql.Identifier(rel.columns[0])
-        query += sql.SQL(" ORDER BY {}").format(order)
+    if ordered:  # time first, then every column: ties come out the same way on every run
+        rest = [sql.Identifier(c) for c in rel.columns if c != rel.time_column]
+        order = [tcol, *rest] if tcol is not None else rest
+        query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order)
     return query, params

@@ -96,7 +96,7 @@ _SELECTS = {
         SELECT 'deribit', q.instrument_name, {us('q."timestamp"')}, {us("q.received_at")},
                q.best_ask_amount, q.best_ask_price, q.best_bid_price, q.best_bid_amount
           FROM {{src}} q WHERE q."timestamp" >= %s AND q."timestamp" < %s {{cur}}
-         ORDER BY q."timestamp" """,
+         ORDER BY q."timestamp", q.instrument_name, q.received_at""",
     "options_chain": f"""
         SELECT 'deribit', q.instrument_name, {us('q."timestamp"')}, {us("q.received_at")},
                i.option_type, i.strike, {us("i.expiration_timestamp")}, g.open_interest,
@@ -117,7 +117,7 @@ _SELECTS = {
                  WHERE t.instrument_name = q.instrument_name AND t."timestamp" <= q."timestamp"
                  ORDER BY t."timestamp" DESC LIMIT 1) t ON true
          WHERE q."timestamp" >= %s AND q."timestamp" < %s {{cur}}
-         ORDER BY q."timestamp" """,
+         ORDER BY q."timestamp", q.instrument_name, q.received_at""",
 }
 
 
