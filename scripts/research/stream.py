@@ -124,5 +124,4 @@ def copy_out(
             for chunk in copy:
                 write(chunk)
                 on_chunk(len(chunk))
-        status = cur.statusmessage or ""  # "COPY <rows>"
-    return int(status.split()[-1]) if status.startswith("COPY") else 0
+        return max(cur.rowcount, 0)  # the rows COPY reported

@@ -9,6 +9,11 @@ import asyncio
 import csv
 import gzip
 import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scripts import export
+from scripts import export, report
 from scripts.research import load
 from scripts.research.catalog import arrow_type
 from scripts.research.tardis import HEADERS, OPTIONS_CHAIN_HEADER
@@ -409,3 +414,70 @@ def test_bad_arguments_and_a_database_that_is_down_get_one_clear_line(
         == 0
     )
     assert '"rows": 0' in (tmp_path / "o" / "options_greeks" / "_manifest.json").read_text()
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI") == "true":
+        pytest.fail("chromium is not installed: CI must `apt-get install -y chromium` (Debian)")
+    pytest.skip("chromium is not installed (Debian: apt-get install chromium); CI requires it")
+
+
+def test_report_is_one_self_contained_html_file_that_renders_in_headless_chromium(
+    recorded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    browser = _chromium()
+    page = tmp_path / "report.html"
+    monkeypatch.setenv("DATABASE_URL", recorded)
+    assert report.main(["--start", "2026-05-31", "--end", "2026-06-02", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?https?:""", text)
+    assert "<link" not in text
+    assert text.count("<svg") >= 3  # coverage heatmap, rows per hour, gaps timeline
+    assert "ETH" in text and "Rejected messages" in text
+    counts_now = counts(recorded, ["eth_option_quotes"])["eth_option_quotes"]
+    assert f"{counts_now:,}" in text  # the day's quote rows (all on 2026-06-01)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
+        return subprocess.run(
+            [
+                browser,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                *extra,
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    dom = run("--dump-dom", "--virtual-time-budget=5000")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-rendered="ok"' in dom.stdout, "the page's load handler did not run"
+    assert "chaintape data-quality report" in dom.stdout
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    assert not console, console
+    shot = Path(os.environ.get("CHAINTAPE_ARTIFACTS_DIR", tmp_path)) / "report.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    taken = run(f"--screenshot={shot}", "--window-size=1280,2600", "--hide-scrollbars")
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    assert shot.stat().st_size > 20_000  # a blank page is a few kB
+    print(f"[research] report screenshot: {shot}")
