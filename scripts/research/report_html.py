@@ -166,7 +166,9 @@ def render(data: ReportData) -> str:
                 )
             head = "".join(f"<th>{html.escape(c)}</th>" for c in verdicts.columns)
             parts.append(f"<table><tr><th class='l'>day</th>{head}</tr>{''.join(rows)}</table>")
-        parts.append("<h3>Rows per table and day</h3>" + _table(rep.rows_per_day))
+        per_table = rep.rows_per_day.T
+        per_table.columns = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in per_table.columns]
+        parts.append("<h3>Rows per table and day</h3>" + _table(per_table, index_name="table"))
         if not rep.coverage.empty:
             parts.append("<h3>Quote coverage per hour</h3><figure>")
             parts.append(_coverage_plot(rep.coverage, rep.currency) + "</figure>")
@@ -179,7 +181,8 @@ def render(data: ReportData) -> str:
             parts.append(
                 "<figure>" + _gaps_plot(rep.gaps, data.start, data.end, rep.currency) + "</figure>"
             )
-            parts.append(_table(rep.gaps.set_index("table_name"), index_name="table"))
+            shown = rep.gaps.assign(repaired=rep.gaps["repaired"].map({True: "yes", False: "no"}))
+            parts.append(_table(shown.set_index("table_name"), index_name="table"))
         parts.append("<h3>options_ohlcv against trades</h3>" + _table(rep.volume_check))
     parts.append("<h2>Rejected messages</h2>")
     rej = data.rejected_per_day
