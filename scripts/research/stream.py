@@ -10,6 +10,8 @@ so values survive the trip exactly. Arrays arrive as `{1.5,2}` text and are turn
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,31 +23,82 @@ from psycopg import sql
 
 from scripts.research.catalog import Relation
 
-BLOCK_BYTES = 4 << 20  # Arrow parses this much CSV per batch: memory per batch, not per day
+BLOCK_BYTES = 2 << 20  # Arrow parses this much CSV per batch: memory per batch, not per day
+PUMP_BLOCK_BYTES = 1 << 20
+PUMP_QUEUE = 4
 
 
 class CopyReader(io.RawIOBase):
-    """A read-only file over a running `COPY ... TO STDOUT`, for Arrow's CSV reader."""
+    """A read-only file over a running `COPY ... TO STDOUT`, for Arrow's CSV reader.
+
+    The server sends one message per row; a thread gathers them into blocks of about
+    PUMP_BLOCK_BYTES while the caller's thread parses and writes the previous blocks (Arrow
+    releases the GIL), so reading, parsing and writing overlap. At most PUMP_QUEUE blocks wait.
+    """
 
     def __init__(self, copy: psycopg.Copy) -> None:
         self._copy = copy
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(PUMP_QUEUE)
+        self._stop = threading.Event()
         self._pending = memoryview(b"")
+        self._eof = False
         self.bytes_read = 0
+        self._thread = threading.Thread(target=self._pump, name="copy-pump", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            parts: list[bytes] = []
+            size = 0
+            while not self._stop.is_set():
+                chunk = self._copy.read()
+                if not chunk:
+                    break
+                parts.append(bytes(chunk))
+                size += len(chunk)
+                if size >= PUMP_BLOCK_BYTES:
+                    self._put(b"".join(parts))
+                    parts, size = [], 0
+            if parts:
+                self._put(b"".join(parts))
+            self._put(None)
+        except BaseException as exc:  # handed to the reading thread, raised there
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
-            chunk = self._copy.read()
-            if not chunk:
+            if self._eof:
                 return 0
-            self._pending = memoryview(chunk)
+            item = self._queue.get()
+            if item is None:
+                self._eof = True
+                return 0
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            self._pending = memoryview(item)
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         self.bytes_read += n
         return n
+
+    def close(self) -> None:
+        """Stops the pump (an early exit) and waits for it: the connection is free after."""
+        self._stop.set()
+        self._thread.join()
+        super().close()
 
 
 def csv_types(rel: Relation) -> dict[str, pa.DataType]:
@@ -81,26 +134,33 @@ def record_batches(
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
     with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
         reader = CopyReader(copy)
-        source = io.BufferedReader(reader, buffer_size=1 << 20)
-        if not source.peek(1):  # no rows: Arrow refuses an empty CSV
-            return
-        stream = pacsv.open_csv(
-            source,
-            read_options=pacsv.ReadOptions(
-                column_names=list(rel.columns), block_size=BLOCK_BYTES, use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=rel.multiline_text),
-            convert_options=pacsv.ConvertOptions(
-                column_types=csv_types(rel),
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
-        for batch in stream:
-            yield finish_batch(batch, rel), reader.bytes_read
+        try:
+            yield from _parse(reader, rel)
+        finally:
+            reader.close()
+
+
+def _parse(reader: CopyReader, rel: Relation) -> Iterator[tuple[pa.RecordBatch, int]]:
+    source = io.BufferedReader(reader, buffer_size=1 << 20)
+    if not source.peek(1):  # no rows: Arrow refuses an empty CSV
+        return
+    stream = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(
+            column_names=list(rel.columns), block_size=BLOCK_BYTES, use_threads=False
+        ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=rel.multiline_text),
+        convert_options=pacsv.ConvertOptions(
+            column_types=csv_types(rel),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    for batch in stream:
+        yield finish_batch(batch, rel), reader.bytes_read
 
 
 def session_utc(conn: psycopg.Connection) -> None:
