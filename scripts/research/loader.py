@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scripts.research.catalog import resolve
+from scripts.research.catalog import CatalogError, registry_name, resolve
 from scripts.research.query import Filters, check_filters, select
 from scripts.research.stream import record_batches, session_utc
 
@@ -108,6 +108,8 @@ def _from_database(
 def _from_folder(
     root: Path, table: str, lo: datetime | None, hi: datetime | None, filters: Filters
 ) -> pa.Table:
+    if not registry_name(table):
+        raise CatalogError(f"unknown table {table!r}: a registry table or a union view")
     folder = root / table if (root / table).is_dir() else root
     files = sorted(folder.glob("snapshot/part.parquet")) or [
         p for p in sorted(folder.glob("date=*/part.parquet")) if _day_overlaps(p, lo, hi)
