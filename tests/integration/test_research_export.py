@@ -481,3 +481,36 @@ def test_report_is_one_self_contained_html_file_that_renders_in_headless_chromiu
     assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
     assert shot.stat().st_size > 20_000  # a blank page is a few kB
     print(f"[research] report screenshot: {shot}")
+
+
+def test_csv_export_is_the_servers_csv_with_a_header_and_resumes_by_the_manifest(
+    recorded: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = str(tmp_path / "csv")
+    args = ["eth_option_trades", "--start", START, "--end", END, "--format", "csv", "--out", out]
+    assert run_export(recorded, monkeypatch, *args) == 0
+    names = [c for c, _ in columns_and_types(recorded, "eth_option_trades")]
+    files = sorted((tmp_path / "csv" / "eth_option_trades").glob("date=*/part.csv"))
+    frame = pd.concat(pd.read_csv(f) for f in files)
+    assert list(frame.columns) == names
+    assert len(frame) == counts(recorded, ["eth_option_trades"])["eth_option_trades"]
+    before = {f: f.stat().st_mtime_ns for f in files}
+    capsys.readouterr()
+    assert run_export(recorded, monkeypatch, *args) == 0
+    assert {f: f.stat().st_mtime_ns for f in files} == before  # nothing rewritten
+    assert "already exported, skipped" in capsys.readouterr().err
+
+
+def test_progress_bar_on_a_terminal_counts_rows_and_bytes() -> None:
+    from scripts.research.progress import Progress
+
+    bar = Progress("btc_option_quotes", 1000, tty=True)
+    bar.advance(400, 50_000)
+    bar.advance(600, 70_000)
+    bar.day_done("2026-06-01", 1000, 120_000, skipped=False)
+    assert (bar.rows, bar.bytes) == (1000, 120_000)
+    assert bar._bar is not None and bar._bar.n == 1000
+    bar.close()
