@@ -19,9 +19,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from psycopg import sql
+from psycopg import ClientCursor, sql
 
 from scripts.research.catalog import Relation
+from scripts.research.psql_pipe import CopyFailed, PsqlReader, psql_binary
 
 BLOCK_BYTES = 2 << 20  # Arrow parses this much CSV per batch: memory per batch, not per day
 PUMP_BLOCK_BYTES = 1 << 20
@@ -128,10 +129,30 @@ def finish_batch(batch: pa.RecordBatch, rel: Relation) -> pa.RecordBatch:
 
 
 def record_batches(
-    conn: psycopg.Connection, rel: Relation, query: sql.Composed, params: list[Any]
+    conn: psycopg.Connection,
+    rel: Relation,
+    query: sql.Composed,
+    params: list[Any],
+    *,
+    via: str = "auto",
 ) -> Iterator[tuple[pa.RecordBatch, int]]:
-    """(batch, CSV bytes read so far) for the rows of `query`, whose columns are rel's."""
+    """(batch, CSV bytes read so far) for the rows of `query`, whose columns are rel's.
+
+    via: "psql" reads the rows through psql (scripts/research/psql_pipe.py), "pump" through
+    psycopg, "auto" psql when it is installed. Both give the same bytes.
+    """
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+    psql = psql_binary() if via in ("auto", "psql") else None
+    if via == "psql" and psql is None:
+        raise CopyFailed("psql is not installed")
+    if psql is not None:
+        text = ClientCursor(conn).mogrify(copy_sql, params)  # values quoted by psycopg
+        reader: CopyReader | PsqlReader = PsqlReader(psql, conn, text)
+        try:
+            yield from _parse(reader, rel)
+        finally:
+            reader.close()
+        return
     with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
         reader = CopyReader(copy)
         try:
@@ -140,7 +161,7 @@ def record_batches(
             reader.close()
 
 
-def _parse(reader: CopyReader, rel: Relation) -> Iterator[tuple[pa.RecordBatch, int]]:
+def _parse(reader: Any, rel: Relation) -> Iterator[tuple[pa.RecordBatch, int]]:
     source = io.BufferedReader(reader, buffer_size=1 << 20)
     if not source.peek(1):  # no rows: Arrow refuses an empty CSV
         return

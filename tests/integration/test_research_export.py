@@ -514,3 +514,27 @@ def test_progress_bar_on_a_terminal_counts_rows_and_bytes() -> None:
     assert (bar.rows, bar.bytes) == (1000, 120_000)
     assert bar._bar is not None and bar._bar.n == 1000
     bar.close()
+
+
+@pytest.mark.parametrize("table", ["eth_option_quotes", "eth_option_orderbook_depth", "data_gaps"])
+def test_rows_read_through_psql_and_through_psycopg_are_the_same_arrow_table(
+    recorded: str, table: str
+) -> None:
+    import psycopg
+
+    from scripts.research.catalog import resolve
+    from scripts.research.query import Filters, select
+    from scripts.research.stream import record_batches, session_utc
+
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed: the exporter reads through psycopg only")
+    tables = {}
+    with psycopg.connect(recorded, autocommit=True) as conn:
+        session_utc(conn)
+        rel = resolve(conn, table)
+        query, params = select(rel, None, None, Filters())
+        for via in ("psql", "pump"):
+            batches = [b for b, _ in record_batches(conn, rel, query, params, via=via)]
+            tables[via] = pa.Table.from_batches(batches, schema=rel.schema)
+    assert tables["psql"].num_rows > 0
+    assert tables["psql"].equals(tables["pump"])
