@@ -12,12 +12,22 @@ from __future__ import annotations
 import logging
 import sys
 
+from scripts.cli import command_parser, setup_command_logging
 from scripts.config import EXIT_CONFIG_ERROR, load_settings_or_exit
-from scripts.logs import setup_logging
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
 from scripts.storage.migrate import MigrationError, MigrationReport, apply_schema, check_arguments
 
 log = logging.getLogger("scripts.migrate")
+
+ENV = (
+    "DATABASE_URL",
+    "CURRENCIES",
+    "CURRENCY",
+    "GRAFANA_DB_USER",
+    "GRAFANA_DB_PASSWORD",
+    "RETENTION_DAYS",
+    "LOG_LEVEL",
+)
 
 
 def format_report(report: MigrationReport) -> str:
@@ -39,9 +49,10 @@ def format_report(report: MigrationReport) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    command_parser("scripts.migrate", __doc__, ENV, need_currency="many").parse_args(argv)
     settings = load_settings_or_exit(need_currency="many")
-    setup_logging(settings.log_level, settings.secrets)
+    setup_command_logging(settings)
     try:
         check_arguments(
             settings.currencies,
