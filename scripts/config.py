@@ -180,6 +180,9 @@ def _database_url(reader: _Reader, required: bool) -> tuple[str, list[str]]:
     is_url = "://" in text
     if is_url and not re.match(r"^postgres(ql)?://", text):
         reader.problems.append("DATABASE_URL must start with postgresql:// (or postgres://)")
+    port = str(parts.get("port") or "")
+    if port and not all(p.isdigit() and 0 < int(p) < 65536 for p in port.split(",")):
+        reader.problems.append(f"DATABASE_URL: port {port!r} must be a number from 1 to 65535")
     password = parts.get("password")
     return text, [str(password)] if password else []
 

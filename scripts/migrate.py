@@ -39,11 +39,12 @@ def format_report(report: MigrationReport) -> str:
     added = f" (added now: {', '.join(report.added_currencies)})" if report.added_currencies else ""
     lines.append(f"  currencies: {', '.join(report.currencies) or 'none'}{added}")
     role = report.grafana_role
-    lines.append(
-        f"  grafana:    read-only role {role!r} granted SELECT"
-        if role
-        else "  grafana:    no read-only role (GRAFANA_DB_PASSWORD is not set)"
-    )
+    if role and report.grafana_role_kept:
+        lines.append(f"  grafana:    read-only role {role!r} exists (password kept)")
+    elif role:
+        lines.append(f"  grafana:    read-only role {role!r} granted SELECT")
+    else:
+        lines.append("  grafana:    no read-only role (GRAFANA_DB_PASSWORD is not set)")
     if report.warnings:  # each was logged once, above the summary
         lines.append(f"  warnings:   {len(report.warnings)} (see the log lines above)")
     return "\n".join(lines)

@@ -83,7 +83,12 @@ async def run_realtime(
         await collector.prepare()
 
     code = await start_when_database_ready(
-        s.database_url, stop, setup, name=name, on_wait=writer.report_waiting
+        s.database_url,
+        stop,
+        setup,
+        name=name,
+        on_wait=writer.report_waiting,
+        spool_bytes=lambda: spool.bytes_used,
     )
     if code is not None:
         await writer.drain(to_database=False)

@@ -5,8 +5,8 @@ real-time collector (`pool.start_when_database_ready`: backoff, "waiting for the
 status file, exit 1 at once for a DATABASE_URL that can never work, exit 0 on SIGTERM), applies
 the schema, lets the collector build its schedules (which read their cursors from the
 database), runs them until `stop` is set, then stops intake (a poll in flight gets a few
-seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method per
-simulated hour.
+seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method (per
+simulated hour on a simulated clock).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts import __version__
-from scripts.clock import Clock, clock_from_spec
+from scripts.clock import Clock, SimClock, clock_from_spec
 from scripts.collectors.schedule import Schedule
 from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
@@ -114,7 +114,12 @@ class RestService:
             self.schedules = await self.build(parts)
 
         early = await start_when_database_ready(
-            s.database_url, stop, setup, name=name, on_wait=writer.report_waiting
+            s.database_url,
+            stop,
+            setup,
+            name=name,
+            on_wait=writer.report_waiting,
+            spool_bytes=lambda: spool.bytes_used if spool is not None else 0,
         )
         if early is not None:
             await writer.drain(to_database=False)
@@ -150,7 +155,10 @@ class RestService:
             await rest.close()
             await pool.close()
             self.report = calls_per_hour(rest.calls, self.clock.now() - self.started_at)
-            log.info("%s: REST calls per simulated hour by method: %s", name, self.report)
+            if isinstance(self.clock, SimClock):
+                log.info("%s: REST calls per simulated hour by method: %s", name, self.report)
+            else:
+                log.info("%s: REST calls by method: %s", name, dict(sorted(rest.calls.items())))
         return code
 
 

@@ -231,6 +231,7 @@ async def start_when_database_ready(
     *,
     name: str,
     on_wait: Callable[[str | None], None] | None = None,
+    spool_bytes: Callable[[], int] | None = None,
 ) -> int | None:
     """A service's start: waits for the database (`wait_for_database`), then runs `setup`
     (schema, reading the previous run's state); when `setup` fails because the database went
@@ -238,7 +239,8 @@ async def start_when_database_ready(
 
     Returns None when the service may go on (`on_wait(None)` was called), else its exit code:
     0 when `stop` came first, 1 when the start failed, said in one ERROR line (a URL that can
-    never work, a migration error) or with the traceback of a `setup` error that is not the
+    never work, a migration error; it mentions the spool only when `spool_bytes()` says an
+    earlier run left one) or with the traceback of a `setup` error that is not the
     database's absence.
     """
     from scripts.storage.migrate import MigrationError
@@ -259,7 +261,9 @@ async def start_when_database_ready(
                 on_wait(None)
             return None
     except (DatabaseUnusable, MigrationError) as exc:
-        log.error("%s: %s; exiting (a spool left by an earlier run waits on disk)", name, exc)
+        left = spool_bytes() if spool_bytes is not None else 0
+        spool_note = f" (a spool left by an earlier run, {left} bytes, waits on disk)" if left else ""
+        log.error("%s: %s; exiting%s", name, exc, spool_note)
         return EXIT_FAILURE
     except Exception:
         log.exception("%s: the start failed", name)
