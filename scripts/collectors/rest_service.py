@@ -28,7 +28,7 @@ from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
-from scripts.storage.pool import new_pool, start_when_database_ready
+from scripts.storage.pool import RECONNECT_MAX_DELAY_S, new_pool, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
@@ -99,6 +99,7 @@ class RestService:
             spool=spool,
             drain_deadline_s=s.drain_deadline_s,
             status_file=status_file_path(s.spool_dir, name) if self.use_spool else None,
+            retry_max_s=RECONNECT_MAX_DELAY_S,  # write again within seconds of the DB's return
         )
         limiters = LimiterSet.build(
             self.clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst
