@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 
 from scripts import __version__
+from scripts.cli import REST_ENV, command_parser, setup_command_logging
 from scripts.clock import clock_from_spec
 from scripts.collectors.backfill import (
     PARTS,
@@ -25,7 +26,6 @@ from scripts.collectors.backfill import (
     Progress,
     parse_when,
 )
-from scripts.cli import REST_ENV, command_parser, setup_command_logging
 from scripts.collectors.rest_service import apply_settings_schema
 from scripts.config import Settings, load_settings_or_exit
 from scripts.currencies import currency_spec

@@ -32,12 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = command_parser("scripts.benchmark", __doc__, ("DATABASE_URL",), need_currency="any")
     p.epilog = (p.epilog or "").replace(
         "(default: required)", "(default: unset, a throwaway cluster; else an empty scratch DB)"
-    ) + "\n  CHAINTAPE_PG_BIN  (default: the PostgreSQL 15 + TimescaleDB found here) for the throwaway cluster"
+    ) + "\n  CHAINTAPE_PG_BIN  (default: the PostgreSQL 15 found here) the throwaway cluster's"
     p.add_argument("--quick", action="store_true", help="about a minute instead of ten")
     p.add_argument(
         "--check",
         action="store_true",
-        help=f"exit {EXIT_TARGET_MISSED} when a figure misses its target (each is marked met/missed)",
+        help=f"exit {EXIT_TARGET_MISSED} when a figure misses its target (marked met/missed)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--expiries", type=int, default=None, help="option expiries (default 10)")
@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render_text(results) + "\n")
     bad = missed(figures(results))
     if args.check and bad:
-        sys.stderr.write(f"benchmark: {len(bad)} target(s) missed: {', '.join(f.key for f in bad)}\n")
+        sys.stderr.write(
+            f"benchmark: {len(bad)} target(s) missed: {', '.join(f.key for f in bad)}\n"
+        )
         return EXIT_TARGET_MISSED
     return 0
 

@@ -66,4 +66,6 @@ def setup_command_logging(settings: Settings) -> None:
     if found is not None:
         log.info("settings: environment, then %s", found)
     else:
-        log.info("settings: environment only (no .env in the current directory or %s)", PROJECT_ROOT)
+        log.info(
+            "settings: environment only (no .env in the current directory or %s)", PROJECT_ROOT
+        )

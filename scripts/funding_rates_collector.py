@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
+from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
 from scripts.collectors.funding import FundingPoller
 from scripts.collectors.rest_service import RestService, ServiceParts
 from scripts.collectors.schedule import Schedule
-from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
 from scripts.config import load_settings_or_exit
 from scripts.runtime import run_service
 

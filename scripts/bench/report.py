@@ -38,7 +38,7 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        """"met" or "missed" against `target` ("<= 12", ">= 40,000"); "n/a" when the figure
+        """ "met" or "missed" against `target` ("<= 12", ">= 40,000"); "n/a" when the figure
         could not be measured here (the note says why); "" when it has no target."""
         if not self.target:
             return ""

@@ -28,6 +28,7 @@ from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
+from scripts.status_log import LagSamples, StatusLine, start_status_log
 from scripts.storage.pool import RECONNECT_MAX_DELAY_S, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
@@ -98,6 +99,15 @@ async def run_realtime(
         return code
     writer_stop = asyncio.Event()
     writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
+    collector.router.lag = LagSamples()
+    line = StatusLine(
+        name,
+        writer.status,
+        rest_calls=[rest.calls],
+        lag=collector.router.lag,
+        open_gaps=lambda: collector.repairer.open_windows,
+    )
+    status_task = start_status_log(s.status_log_interval_s, line, stop)
     code = EXIT_OK
     try:
         collect = asyncio.create_task(collector.run(stop), name=name)
@@ -116,6 +126,7 @@ async def run_realtime(
         writer_stop.set()  # intake has stopped: drain within DRAIN_DEADLINE_S
         with contextlib.suppress(asyncio.CancelledError):
             await writer_task
+        status_task.cancel()
         await rest.close()
         log.info("%s: stopped (exit %d)", name, code)
     return code

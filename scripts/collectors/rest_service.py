@@ -28,6 +28,7 @@ from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
+from scripts.status_log import StatusLine, start_status_log
 from scripts.storage.pool import RECONNECT_MAX_DELAY_S, new_pool, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
@@ -131,6 +132,8 @@ class RestService:
         self.started_at = self.clock.now()
         writer_stop = asyncio.Event()
         writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
+        line = StatusLine(name, writer.status, rest_calls=[rest.calls])
+        status_task = start_status_log(s.status_log_interval_s, line, stop)
         code = EXIT_OK
         try:
             polls = [asyncio.create_task(sch.run(stop), name=sch.name) for sch in self.schedules]
@@ -153,6 +156,7 @@ class RestService:
             writer_stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer_task
+            status_task.cancel()
             await rest.close()
             await pool.close()
             self.report = calls_per_hour(rest.calls, self.clock.now() - self.started_at)

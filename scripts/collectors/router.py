@@ -18,6 +18,7 @@ on a shared channel (USDC) is skipped silently, as it is not ours.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
 from scripts.normalize.common import MalformedMessage
 from scripts.normalize.quotes import parse_quote
+from scripts.status_log import LagSamples
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
@@ -74,6 +76,7 @@ class MessageRouter:
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
         self._status = writer.status
         self._last_received_at: datetime | None = None
+        self.lag: LagSamples | None = None  # sampled once per socket read (the status line)
         self._handlers: dict[str, Handler] = {}
         self._by_family: dict[str, Handler] = {
             ch.QUOTE: self._quote,
@@ -97,6 +100,9 @@ class MessageRouter:
         else:
             self._last_received_at = received_at
             self._status.note_messages()
+            if self.lag is not None and type(data) is dict and "timestamp" in data:
+                with contextlib.suppress(TypeError, ValueError):
+                    self.lag.add(received_at.timestamp() - float(data["timestamp"]) / 1000.0)
         try:
             handler(channel, data, received_at)
         except MalformedMessage as exc:

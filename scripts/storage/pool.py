@@ -174,7 +174,7 @@ class ReconnectingPool(AsyncConnectionPool[AsyncConnection[Any]]):
             delay = min(delay, RECONNECT_MAX_DELAY_S)
         await super().schedule_task(task, delay)
 
-    async def _connect(self, timeout: float | None = None) -> AsyncConnection[Any]:
+    async def _connect(self, timeout: float | None = None) -> AsyncConnection[Any]:  # noqa: ASYNC109 (psycopg_pool's signature)
         try:
             conn = await super()._connect(timeout)
         except Exception as exc:
@@ -348,7 +348,9 @@ async def start_when_database_ready(
             return None
     except (DatabaseUnusable, MigrationError) as exc:
         left = spool_bytes() if spool_bytes is not None else 0
-        spool_note = f" (a spool left by an earlier run, {left} bytes, waits on disk)" if left else ""
+        spool_note = (
+            f" (a spool left by an earlier run, {left} bytes, waits on disk)" if left else ""
+        )
         log.error("%s: %s; exiting%s", name, exc, spool_note)
         return EXIT_FAILURE
     except Exception:

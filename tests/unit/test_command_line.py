@@ -38,7 +38,9 @@ COMMANDS = (
 ENV_LINE = re.compile(r"^  ([A-Z][A-Z0-9_]+) +\(default: (.*)\)$", re.M)
 
 
-def run(module: str, *args: str, cwd: Path = REPO_ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    module: str, *args: str, cwd: Path = REPO_ROOT, **env: str
+) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
@@ -74,7 +76,9 @@ def test_help_says_what_the_command_does_and_lists_its_environment(module: str) 
 
 @pytest.mark.parametrize("module", COMMANDS)
 def test_unknown_argument_exits_2(module: str) -> None:
-    required = ("--currency", "BTC", "--since", "2025-01-01") if module == "scripts.backfill" else ()
+    required = (
+        ("--currency", "BTC", "--since", "2025-01-01") if module == "scripts.backfill" else ()
+    )
     proc = run(module, *required, "--no-such-option")
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "unrecognized arguments: --no-such-option" in proc.stderr
