@@ -59,6 +59,8 @@ def verdict(
         return f"collector {data.get('collector')} stopped (pid {data.get('pid')})"
     if data.get("state") == "waiting":  # started, but its database has not answered yet
         return f"waiting for the database: {data.get('waiting_for_database') or 'no answer'}"
+    if data.get("problem"):  # e.g. no live options, a channel the exchange refused
+        return str(data["problem"])
     last = data.get("last_flush_at")
     started = data.get("started_at")
     if not isinstance(last, int | float):

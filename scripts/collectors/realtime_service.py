@@ -23,8 +23,14 @@ import logging
 
 from scripts import __version__
 from scripts.clock import Clock, clock_from_spec
+from scripts.collectors.listing import (
+    CurrencyNotListed,
+    check_listing,
+    health_problem,
+    refused_channels,
+)
 from scripts.collectors.options_realtime import OptionsRealtimeCollector
-from scripts.config import Settings
+from scripts.config import EXIT_CONFIG_ERROR, Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
@@ -35,6 +41,8 @@ from scripts.storage.status import default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+
+PROBLEM_CHECK_S = 1.0
 
 
 async def apply_settings_schema(settings: Settings) -> None:
@@ -79,6 +87,14 @@ async def run_realtime(
     if collector_ready is not None:
         collector_ready.set_result(collector)
 
+    try:
+        listing = await check_listing(rest, s.currency)
+    except CurrencyNotListed as exc:
+        log.error("%s: %s", name, exc)
+        await writer.drain(to_database=False)
+        await rest.close()
+        return EXIT_CONFIG_ERROR
+
     async def setup() -> None:
         if apply_schema:
             await apply_settings_schema(s)
@@ -108,6 +124,7 @@ async def run_realtime(
         open_gaps=lambda: collector.repairer.open_windows,
     )
     status_task = start_status_log(s.status_log_interval_s, line, stop)
+    problems_task = asyncio.create_task(_watch_problems(collector, listing, stop))
     code = EXIT_OK
     try:
         collect = asyncio.create_task(collector.run(stop), name=name)
@@ -127,6 +144,29 @@ async def run_realtime(
         with contextlib.suppress(asyncio.CancelledError):
             await writer_task
         status_task.cancel()
+        problems_task.cancel()
         await rest.close()
         log.info("%s: stopped (exit %d)", name, code)
     return code
+
+
+async def _watch_problems(
+    collector: OptionsRealtimeCollector, listing: str | None, stop: asyncio.Event
+) -> None:
+    """Keeps `status.problem` (the health check's reason) in step: refused channels until they
+    are granted, no live options."""
+    status = collector.writer.status
+    while not stop.is_set():
+        problem = health_problem(
+            refused=refused_channels(collector.pool.clients),
+            connected=status.connected,
+            live_options=len(collector.chain.live),
+            listing=listing,
+        )
+        if problem != status.problem:
+            (log.warning if problem else log.info)(
+                "%s: %s", status.collector_name, problem or "healthy again"
+            )
+            status.problem = problem
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROBLEM_CHECK_S)
