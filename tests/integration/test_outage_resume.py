@@ -190,3 +190,5 @@ async def test_every_collector_writes_within_seconds_of_the_database_coming_back
             assert "reconnects " in status_lines[-1] and "open gaps" in status_lines[-1]
         else:
             assert "REST calls per simulated hour" in text  # on a simulated clock only
+        if name == "funding":
+            assert "funding ETH-PERPETUAL: start-up backfill read " in text
