@@ -87,12 +87,13 @@ def refused_channels(clients: Iterable[Any]) -> list[str]:
 def health_problem(
     *, refused: list[str], connected: bool | None, live_options: int, listing: str | None
 ) -> str | None:
-    """Why a running real-time collector is unhealthy, None when it is not."""
+    """Why a running real-time collector is unhealthy, None when it is not. No options comes
+    first: it explains the refusals that follow from it (no option index to subscribe to)."""
+    if listing is not None and live_options == 0:
+        return listing
     if refused:
         more = " ..." if len(refused) > 5 else ""
         return f"the exchange refused {len(refused)} channel(s): {', '.join(refused[:5])}{more}"
-    if listing is not None and live_options == 0:
-        return listing
     if connected and live_options == 0:
         return "no live options to follow"
     return None

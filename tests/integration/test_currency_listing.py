@@ -113,13 +113,13 @@ async def test_a_listed_currency_without_options_runs_unhealthy_with_the_reason(
     proc = spawn_collector(env, tmp_path / "collector.log")
     try:
         line = await until_health(
-            spool, tmp_path / "h", lambda c, ln: c == 1 and "option" in ln, CURRENCY="ETH"
+            spool, tmp_path / "h", lambda c, ln: c == 1 and "no live options" in ln, CURRENCY="ETH"
         )
-        assert "ETH has no live options" in line or "refused" in line, line
+        assert line.startswith("unhealthy: ETH has no live options on the exchange"), line
+        await asyncio.sleep(3)
         assert proc.poll() is None  # it runs: options may be listed later
-        line = await until_health(
-            spool, tmp_path / "h", lambda c, ln: "no live options" in ln, CURRENCY="ETH"
-        )
+        code, again = await healthcheck(spool, tmp_path / "h", CURRENCY="ETH")
+        assert (code, again) == (1, line)
     finally:
         proc.terminate()
         await wait_exit(proc, 60)

@@ -100,6 +100,13 @@ def test_try_it_without_deribit_runs_as_written(database_url: str, tmp_path: Pat
     print(f"README lines ran in {took:.0f} s")
 
 
+def dump_logs(logs: list[Path], spool: Path) -> None:
+    """What the fleet said, for a failure's report."""
+    for log in logs:
+        print(log.name, log.read_text()[-3000:])
+    print(sorted(str(p) for p in spool.rglob("*")))
+
+
 @pytest.fixture
 async def wall_fake() -> AsyncIterator[FakeDeribit]:
     now = time.time()
@@ -199,7 +206,12 @@ async def test_first_ten_minutes_followed_literally(
             assert time.monotonic() < deadline, out + err
             await asyncio.sleep(10)
         assert "all fresh" in out
+        deadline = time.monotonic() + 60  # each collector's first flush
+        while (code := (await run("scripts.healthcheck"))[0]) != 0 and time.monotonic() < deadline:
+            await asyncio.sleep(5)
         code, out, _ = await run("scripts.healthcheck")
+        if (code, out.strip()) != (0, "healthy"):
+            dump_logs([Path(log.name) for log in logs], tmp_path / "spool")
         assert (code, out.strip()) == (0, "healthy")
     finally:
         for p in fleet:
