@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 
 from scripts import __version__
+from scripts.cli import REST_ENV, command_parser, setup_command_logging
 from scripts.clock import clock_from_spec
 from scripts.collectors.backfill import (
     PARTS,
@@ -30,18 +31,26 @@ from scripts.config import Settings, load_settings_or_exit
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
-from scripts.logs import setup_logging
 from scripts.runtime import EXIT_FAILURE, EXIT_OK, run_service
 from scripts.storage.pool import open_pool
 from scripts.storage.writer import BatchWriter
 
 log = logging.getLogger("scripts.backfill")
 
+ENV = (
+    "DATABASE_URL",
+    *REST_ENV,
+    "DERIBIT_HISTORY_URL",
+    "FLUSH_MAX_ROWS",
+    "WRITER_MAX_BUFFERED_ROWS",
+    "DRAIN_DEADLINE_S",
+    "LOG_LEVEL",
+    "SIM_CLOCK",
+)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m scripts.backfill", description=__doc__.splitlines()[0]
-    )
+    p = command_parser("scripts.backfill", __doc__, ENV, need_currency="any")
     p.add_argument("--currency", required=True, help="BTC, ETH, SOL, ...")
     p.add_argument(
         "--since", required=True, help="start, e.g. 2025-01-01 or 2025-01-01T12:00Z (UTC)"
@@ -139,7 +148,7 @@ async def run_backfill(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings_or_exit(need_currency="any")
-    setup_logging(settings.log_level, settings.secrets)
+    setup_command_logging(settings)
     return run_service(lambda stop: run_backfill(settings, args, stop))
 
 

@@ -20,13 +20,25 @@ from pathlib import Path
 
 import orjson
 
-from scripts.bench.report import render_text, to_json
+from scripts.bench.report import figures, missed, render_text, to_json
 from scripts.bench.run import BenchConfig, NotScratchDatabase, run_benchmark
+from scripts.cli import command_parser
+from scripts.config import load_dotenv_file
+
+EXIT_TARGET_MISSED = 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m scripts.benchmark", description=__doc__)
+    p = command_parser("scripts.benchmark", __doc__, ("DATABASE_URL",), need_currency="any")
+    p.epilog = (p.epilog or "").replace(
+        "(default: required)", "(default: unset, a throwaway cluster; else an empty scratch DB)"
+    ) + "\n  CHAINTAPE_PG_BIN  (default: the PostgreSQL 15 found here) the throwaway cluster's"
     p.add_argument("--quick", action="store_true", help="about a minute instead of ten")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit {EXIT_TARGET_MISSED} when a figure misses its target (marked met/missed)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--expiries", type=int, default=None, help="option expiries (default 10)")
     p.add_argument("--strikes", type=int, default=None, help="strikes per expiry (default 40)")
@@ -73,6 +85,7 @@ def config_from(args: argparse.Namespace, env: dict[str, str]) -> BenchConfig:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     args = parse_args(argv)
+    load_dotenv_file()  # DATABASE_URL from .env, like every other command
     try:
         results = asyncio.run(run_benchmark(config_from(args, dict(os.environ))))
     except NotScratchDatabase as exc:
@@ -83,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_text(results) + "\n")
+    bad = missed(figures(results))
+    if args.check and bad:
+        sys.stderr.write(
+            f"benchmark: {len(bad)} target(s) missed: {', '.join(f.key for f in bad)}\n"
+        )
+        return EXIT_TARGET_MISSED
     return 0
 
 

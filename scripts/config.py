@@ -1,7 +1,8 @@
 """Settings, decided once at the edge: the only module that reads the environment.
 
-`.env` in the working directory is loaded through python-dotenv when present; the real
-environment wins. Every invalid value is collected and reported together, then the process
+`.env` is loaded through python-dotenv from the working directory, else from the project root
+(`find_dotenv_file`); the real environment wins, and `loaded_env_file()` says which file was
+read (entry points log it). Every invalid value is collected and reported together, then the process
 exits with status 2 (`load_settings_or_exit`).
 """
 
@@ -26,6 +27,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PLACEHOLDER_PASSWORDS = frozenset({"", "changeme", "change-me", "password", "postgres", "admin"})
 # Secrets may come from a file instead (Docker secrets): NAME_FILE=/run/secrets/<name>.
 SECRET_FILE_VARIABLES = ("DATABASE_URL", "DATABASE_PASSWORD", "GRAFANA_DB_PASSWORD")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The image declares this directory a volume; outside it, the spool sits in the project root.
+SYSTEM_SPOOL_DIR = Path("/var/lib/chaintape/spool")
+SPOOL_DIR_DEFAULT_TEXT = f"{SYSTEM_SPOOL_DIR} when it exists and is writable, else <project>/spool"
 
 T = TypeVar("T")
 
@@ -68,7 +73,7 @@ class Settings:
     flush_max_rows: int = 5000
     writer_max_buffered_rows: int = 200_000
     drain_deadline_s: float = 20.0
-    spool_dir: str = "./spool"
+    spool_dir: str = ""  # "" until load_settings: default_spool_dir(), always absolute
     spool_max_bytes: int = 1 << 30
     # health
     health_max_flush_age_s: float = 120.0
@@ -102,6 +107,8 @@ class Settings:
     check_db_volume_path: str = ""
     check_docker_host: str = "unix:///var/run/docker.sock"
     check_compose_project: str = "chaintape"
+    # one status line per interval from each long-running process (0 = none)
+    status_log_interval_s: float = 60.0
     # simulation clock "wall_start:sim_start:speed" (tests and benchmark only)
     sim_clock: str = ""
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -214,6 +221,9 @@ def _database_url(reader: _Reader, required: bool) -> tuple[str, list[str]]:
     is_url = "://" in text
     if is_url and not re.match(r"^postgres(ql)?://", text):
         reader.problems.append("DATABASE_URL must start with postgresql:// (or postgres://)")
+    port = str(parts.get("port") or "")
+    if port and not all(p.isdigit() and 0 < int(p) < 65536 for p in port.split(",")):
+        reader.problems.append(f"DATABASE_URL: port {port!r} must be a number from 1 to 65535")
     password = parts.get("password")
     separate = reader.raw("DATABASE_PASSWORD")
     if separate is not None:
@@ -265,12 +275,43 @@ def _currencies(reader: _Reader, need: str) -> tuple[CurrencySpec, ...]:
     return tuple(specs)
 
 
-def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
-    """Loads `.env` without overriding the real environment."""
+_loaded_env_file: Path | None = None
+
+
+def find_dotenv_file(cwd: str | os.PathLike[str] | None = None) -> Path | None:
+    """`.env` in the working directory, else in the project root; None when neither has one."""
+    for folder in (Path(cwd) if cwd is not None else Path.cwd(), PROJECT_ROOT):
+        candidate = folder / ".env"
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def load_dotenv_file(path: str | os.PathLike[str] | None = None) -> Path | None:
+    """Loads `path` (default: `find_dotenv_file()`) without overriding the real environment;
+    returns the file read, also kept for `loaded_env_file()`."""
     from dotenv import load_dotenv
 
-    if Path(path).is_file():
-        load_dotenv(path, override=False)
+    global _loaded_env_file
+    found = find_dotenv_file() if path is None else Path(path)
+    if found is None or not found.is_file():
+        return None
+    load_dotenv(found, override=False)
+    _loaded_env_file = found.resolve()
+    return _loaded_env_file
+
+
+def loaded_env_file() -> Path | None:
+    """The `.env` file the settings were read from in this process, None when there was none."""
+    return _loaded_env_file
+
+
+def default_spool_dir() -> str:
+    """An absolute default for SPOOL_DIR: the image's volume when present and writable (so
+    every process in the container agrees), else `<project>/spool` whatever the working dir."""
+    if SYSTEM_SPOOL_DIR.is_dir() and os.access(SYSTEM_SPOOL_DIR, os.W_OK | os.X_OK):
+        return str(SYSTEM_SPOOL_DIR)
+    return str(PROJECT_ROOT / "spool")
 
 
 def load_settings(
@@ -333,7 +374,7 @@ def load_settings(
         flush_max_rows=r.integer("FLUSH_MAX_ROWS", 5000, minimum=1),
         writer_max_buffered_rows=r.integer("WRITER_MAX_BUFFERED_ROWS", 200_000, minimum=1),
         drain_deadline_s=r.number("DRAIN_DEADLINE_S", 20.0, minimum=0.1),
-        spool_dir=r.raw("SPOOL_DIR") or "./spool",
+        spool_dir=os.path.abspath(r.raw("SPOOL_DIR") or default_spool_dir()),
         spool_max_bytes=r.integer("SPOOL_MAX_BYTES", 1 << 30, minimum=0),
         health_max_flush_age_s=r.number("HEALTH_MAX_FLUSH_AGE_S", 120.0, minimum=1.0),
         health_max_disconnected_s=r.number("HEALTH_MAX_DISCONNECTED_S", 30.0, minimum=1.0),
@@ -369,6 +410,7 @@ def load_settings(
         check_db_volume_path=r.raw("CHECK_DB_VOLUME_PATH") or "",
         check_docker_host=r.raw("CHECK_DOCKER_HOST") or "unix:///var/run/docker.sock",
         check_compose_project=r.raw("CHECK_COMPOSE_PROJECT") or "chaintape",
+        status_log_interval_s=r.number("STATUS_LOG_INTERVAL_S", 60.0),
         sim_clock=r.parse("SIM_CLOCK", "", _sim_clock, "must be wall_start:sim_start:speed"),
         secrets=tuple(secrets),
     )
@@ -440,6 +482,31 @@ def _sim_clock(value: str) -> str:
     if speed <= 0 or wall <= 0 or sim <= 0:
         raise ValueError
     return value
+
+
+def env_defaults(need_currency: str = "one") -> dict[str, str]:
+    """Every environment variable `load_settings` reads, with its default as text (derived from
+    `Settings`' defaults, so `--help` never drifts from the code)."""
+    out: dict[str, str] = {}
+    for f in fields(Settings):
+        if f.name == "secrets":
+            continue
+        if f.name == "currencies":
+            known = ",".join(KNOWN_CURRENCIES)
+            out["CURRENCY"] = "required, one of " + known if need_currency == "one" else "unset"
+            if need_currency != "one":
+                out["CURRENCIES"] = "BTC,ETH (else CURRENCY)"
+            continue
+        name = f.name.upper()
+        if f.name == "database_url":
+            out[name] = "required"
+        elif f.name == "spool_dir":
+            out[name] = SPOOL_DIR_DEFAULT_TEXT
+        elif f.default is None or f.default == "":
+            out[name] = "unset"
+        else:
+            out[name] = str(f.default)
+    return out
 
 
 def load_settings_or_exit(**kwargs: Any) -> Settings:

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import asyncio
 
+from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
 from scripts.collectors.funding import FundingPoller
 from scripts.collectors.rest_service import RestService, ServiceParts
 from scripts.collectors.schedule import Schedule
 from scripts.config import load_settings_or_exit
-from scripts.logs import setup_logging
 from scripts.runtime import run_service
+
+ENV = (
+    "DATABASE_URL",
+    "CURRENCIES",
+    *REST_ENV,
+    "FUNDING_POLL_INTERVAL_S",
+    "FUNDING_BACKFILL_HOURS",
+    *WRITER_ENV,
+    *SERVICE_ENV,
+)
 
 
 async def build_funding(parts: ServiceParts) -> list[Schedule]:
@@ -31,9 +41,11 @@ async def build_funding(parts: ServiceParts) -> list[Schedule]:
     return [Schedule("funding", parts.clock, s.funding_poll_interval_s, poller.poll, run_now=True)]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = command_parser("scripts.funding_rates_collector", __doc__, ENV, need_currency="many")
+    parser.parse_args(argv)
     settings = load_settings_or_exit(need_currency="many", fleet_role="funding")
-    setup_logging(settings.log_level, settings.secrets)
+    setup_command_logging(settings)
 
     async def service(stop: asyncio.Event) -> int:
         return await RestService(settings, "funding", build_funding).run(stop)

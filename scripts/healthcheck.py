@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts.cli import command_parser
 from scripts.config import ConfigError, Settings, load_settings
 from scripts.storage.status import (
     STATUS_FILE_SUFFIX,
@@ -58,6 +59,8 @@ def verdict(
         return f"collector {data.get('collector')} stopped (pid {data.get('pid')})"
     if data.get("state") == "waiting":  # started, but its database has not answered yet
         return f"waiting for the database: {data.get('waiting_for_database') or 'no answer'}"
+    if data.get("problem"):  # e.g. no live options, a channel the exchange refused
+        return str(data["problem"])
     last = data.get("last_flush_at")
     started = data.get("started_at")
     if not isinstance(last, int | float):
@@ -95,14 +98,31 @@ def check(settings: Settings, kind: str | None = None, *, now: float | None = No
     )
 
 
+ENV = (
+    "CURRENCY",
+    "COLLECTOR_NAME",
+    "SPOOL_DIR",
+    "HEALTH_MAX_FLUSH_AGE_S",
+    "HEALTH_MAX_DISCONNECTED_S",
+)
+KINDS = ("ws", "rest", "funding")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    parser = command_parser("scripts.healthcheck", __doc__, ENV, need_currency="any")
+    parser.add_argument(
+        "kind",
+        nargs="?",
+        choices=KINDS,
+        help="ws (the real-time collector of CURRENCY), rest (collect_realtime) or funding",
+    )
+    kind = parser.parse_args(list(sys.argv[1:] if argv is None else argv)).kind
     try:
         settings = load_settings(need_currency="any", need_database=False)
     except ConfigError as exc:
         print(f"unhealthy: {' / '.join(exc.problems)}")
         return EXIT_UNHEALTHY
-    reason = check(settings, args[0] if args else None)
+    reason = check(settings, kind)
     if reason is not None:
         print(f"unhealthy: {reason}")
         return EXIT_UNHEALTHY

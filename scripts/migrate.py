@@ -12,12 +12,22 @@ from __future__ import annotations
 import logging
 import sys
 
+from scripts.cli import command_parser, setup_command_logging
 from scripts.config import EXIT_CONFIG_ERROR, load_settings_or_exit
-from scripts.logs import setup_logging
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
 from scripts.storage.migrate import MigrationError, MigrationReport, apply_schema, check_arguments
 
 log = logging.getLogger("scripts.migrate")
+
+ENV = (
+    "DATABASE_URL",
+    "CURRENCIES",
+    "CURRENCY",
+    "GRAFANA_DB_USER",
+    "GRAFANA_DB_PASSWORD",
+    "RETENTION_DAYS",
+    "LOG_LEVEL",
+)
 
 
 def format_report(report: MigrationReport) -> str:
@@ -29,19 +39,21 @@ def format_report(report: MigrationReport) -> str:
     added = f" (added now: {', '.join(report.added_currencies)})" if report.added_currencies else ""
     lines.append(f"  currencies: {', '.join(report.currencies) or 'none'}{added}")
     role = report.grafana_role
-    lines.append(
-        f"  grafana:    read-only role {role!r} granted SELECT"
-        if role
-        else "  grafana:    no read-only role (GRAFANA_DB_PASSWORD is not set)"
-    )
+    if role and report.grafana_role_kept:
+        lines.append(f"  grafana:    read-only role {role!r} exists (password kept)")
+    elif role:
+        lines.append(f"  grafana:    read-only role {role!r} granted SELECT")
+    else:
+        lines.append("  grafana:    no read-only role (GRAFANA_DB_PASSWORD is not set)")
     if report.warnings:  # each was logged once, above the summary
         lines.append(f"  warnings:   {len(report.warnings)} (see the log lines above)")
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    command_parser("scripts.migrate", __doc__, ENV, need_currency="many").parse_args(argv)
     settings = load_settings_or_exit(need_currency="many")
-    setup_logging(settings.log_level, settings.secrets)
+    setup_command_logging(settings)
     try:
         check_arguments(
             settings.currencies,

@@ -15,6 +15,7 @@ import sys
 
 import psycopg
 
+from scripts.cli import command_parser
 from scripts.config import load_settings_or_exit
 from scripts.logs import mask_secrets
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
@@ -22,7 +23,8 @@ from scripts.storage.verify_queries import check_tables, failing, format_table
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.verify", description=__doc__)
+    env = ("DATABASE_URL", "STALE_AFTER_S")
+    parser = command_parser("scripts.verify", __doc__, env, need_currency="any")
     parser.add_argument(
         "--max-age-s",
         type=float,

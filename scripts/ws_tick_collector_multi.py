@@ -11,15 +11,36 @@ from __future__ import annotations
 
 import asyncio
 
+from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
 from scripts.collectors.realtime_service import run_realtime
 from scripts.config import load_settings_or_exit
-from scripts.logs import setup_logging
 from scripts.runtime import run_service
 
+ENV = (
+    "DATABASE_URL",
+    "CURRENCY",
+    "DERIBIT_WS_URL",
+    *REST_ENV,
+    "TOP_N_INSTRUMENTS",
+    "ORDERBOOK_SNAPSHOT_INTERVAL_S",
+    "ORDERBOOK_DEPTH",
+    "HEARTBEAT_INTERVAL_S",
+    "DATA_WATCHDOG_S",
+    "WS_CHANNELS_PER_CONNECTION",
+    "WS_MAX_CONNECTIONS",
+    "INSTRUMENT_RECONCILE_INTERVAL_S",
+    "TRADE_REPAIR_MAX_AGE_S",
+    *WRITER_ENV,
+    "HEALTH_MAX_FLUSH_AGE_S",
+    "HEALTH_MAX_DISCONNECTED_S",
+    *SERVICE_ENV,
+)
 
-def main() -> int:
+
+def main(argv: list[str] | None = None) -> int:
+    command_parser("scripts.ws_tick_collector_multi", __doc__, ENV).parse_args(argv)
     settings = load_settings_or_exit(need_currency="one", fleet_role="ws")
-    setup_logging(settings.log_level, settings.secrets)
+    setup_command_logging(settings)
 
     async def service(stop: asyncio.Event) -> int:
         return await run_realtime(settings, stop)

@@ -36,6 +36,25 @@ class Figure:
     def finite(self) -> bool:
         return self.value is not None and math.isfinite(self.value)
 
+    @property
+    def verdict(self) -> str:
+        """ "met" or "missed" against `target` ("<= 12", ">= 40,000"); "n/a" when the figure
+        could not be measured here (the note says why); "" when it has no target."""
+        if not self.target:
+            return ""
+        if not self.finite:
+            return "n/a"
+        op, bound_text = self.target.split(maxsplit=1)
+        bound = float(bound_text.replace(",", ""))
+        assert self.value is not None
+        met = self.value >= bound if op == ">=" else self.value <= bound
+        return "met" if met else "missed"
+
+
+def missed(figs: list[Figure]) -> list[Figure]:
+    """The figures that have a target and did not meet it (`benchmark --check` fails on them)."""
+    return [f for f in figs if f.verdict == "missed"]
+
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
@@ -69,7 +88,8 @@ def figures(res: Results) -> list[Figure]:
         Figure(
             "sustained_msgs_s",
             "sustained messages/s" + top,
-            _v(best_step, "committed_msgs_s"),
+            # behind at every offered rate: nothing was sustained (a miss, not a gap)
+            _v(best_step, "committed_msgs_s") if best_step or not res.steps else 0.0,
             "msg/s",
             ">= 40,000",
             why_best,
@@ -414,11 +434,22 @@ def render_text(res: Results) -> str:
         "",
         *render_steps(res),
         "",
-        f"{'figure':<58} {'value':>12} {'unit':<6} {'target':<10} note",
+        f"{'figure':<58} {'value':>12} {'unit':<6} {'target':<10} {'verdict':<7} note",
     ]
-    for f in figures(res):
+    figs = figures(res)
+    for f in figs:
         value = _fmt(f.value, f.unit) if f.finite else "n/a"
-        lines.append(f"{f.label:<58} {value:>12} {f.unit:<6} {f.target:<10} {f.note}".rstrip())
+        lines.append(
+            f"{f.label:<58} {value:>12} {f.unit:<6} {f.target:<10} {f.verdict:<7} {f.note}".rstrip()
+        )
+    targeted = [f for f in figs if f.target]
+    bad = missed(figs)
+    lines += [
+        "",
+        f"targets: {sum(f.verdict == 'met' for f in targeted)} met, {len(bad)} missed, "
+        f"{sum(f.verdict == 'n/a' for f in targeted)} not measured here"
+        + (f" (missed: {', '.join(f.key for f in bad)})" if bad else ""),
+    ]
     if res.missing:
         lines += ["", "Could not measure:", *(f"  - {m}" for m in res.missing)]
     return "\n".join(lines)
@@ -438,6 +469,7 @@ def to_json(res: Results) -> dict[str, Any]:
                 "value": f.value if f.finite else None,
                 "unit": f.unit,
                 "target": f.target,
+                "verdict": f.verdict,
                 "note": f.note,
                 "required": f.required,
             }

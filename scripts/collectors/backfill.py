@@ -101,6 +101,7 @@ class Progress:
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stderr
         self.tty = self.out.isatty()
+        self._last: dict[tuple[str, str], int] = {}
 
     def update(self, what: str, code: str, at_ms: int, rows: int, fraction: float) -> None:
         if self.tty:
@@ -110,8 +111,12 @@ class Progress:
             self.out.write(
                 f"\r[{bar}] {fraction:6.1%} backfill {what} {code} {iso_minute(at_ms)} {rows} rows "
             )
-        else:
-            self.out.write(f"backfill {what} {code} {iso_minute(at_ms)} {rows} rows\n")
+        else:  # one line per chunk: what it read, up to when, and the total so far
+            added = rows - self._last.get((what, code), 0)
+            self.out.write(
+                f"backfill {what} {code} {iso_minute(at_ms)} {rows} rows (+{added} this chunk)\n"
+            )
+        self._last[(what, code)] = rows
         self.out.flush()
 
     def done(self) -> None:

@@ -23,7 +23,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
-from scripts.collectors.bars import dt_ms
+from scripts.collectors.bars import dt_ms, ms_dt
 from scripts.collectors.rest_catalog import CurrencyPoller, RowSink, now_utc
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
@@ -75,6 +75,7 @@ class FundingPoller(CurrencyPoller):
         super().__init__(rest, sink, pool, clock, currencies, logger=log)
         self.backfill_ms = int(backfill_hours * HOUR_MS)
         self.cursor_ms: dict[str, int] = {}  # newest row's timestamp, per perpetual
+        self._first_poll_done: set[str] = set()  # the start's backfill is logged once each
 
     async def load_cursors(self) -> None:
         async with self.pool.connection() as conn:
@@ -104,5 +105,16 @@ class FundingPoller(CurrencyPoller):
         for row in rows:
             self.sink.add(FUNDING_RATES, None, row)
         self.rows_written += len(rows)
+        if instrument not in self._first_poll_done:
+            self._first_poll_done.add(instrument)
+            log.info(
+                "funding %s: start-up backfill read %d hourly row(s) from %s to now (%s)",
+                instrument,
+                len(rows),
+                ms_dt(start).strftime("%Y-%m-%dT%H:%MZ"),
+                "after the newest stored row"
+                if cursor is not None
+                else f"the last {self.backfill_ms / HOUR_MS:g} h",
+            )
         if rows:
             self.cursor_ms[instrument] = max(cursor or 0, dt_ms(rows[-1].timestamp))

@@ -23,17 +23,26 @@ import logging
 
 from scripts import __version__
 from scripts.clock import Clock, clock_from_spec
+from scripts.collectors.listing import (
+    CurrencyNotListed,
+    check_listing,
+    health_problem,
+    refused_channels,
+)
 from scripts.collectors.options_realtime import OptionsRealtimeCollector
-from scripts.config import Settings
+from scripts.config import EXIT_CONFIG_ERROR, Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
-from scripts.storage.pool import start_when_database_ready
+from scripts.status_log import LagSamples, StatusLine, start_status_log
+from scripts.storage.pool import RECONNECT_MAX_DELAY_S, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+
+PROBLEM_CHECK_S = 1.0
 
 
 async def apply_settings_schema(settings: Settings) -> None:
@@ -67,6 +76,7 @@ async def run_realtime(
         spool=spool,
         drain_deadline_s=s.drain_deadline_s,
         status_file=status_file_path(s.spool_dir, name),
+        retry_max_s=RECONNECT_MAX_DELAY_S,  # write again within seconds of the database's return
     )
     limiters = LimiterSet.build(clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst)
     rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=clock)
@@ -85,13 +95,26 @@ async def run_realtime(
     if collector_ready is not None:
         collector_ready.set_result(collector)
 
+    try:
+        listing = await check_listing(rest, s.currency)
+    except CurrencyNotListed as exc:
+        log.error("%s: %s", name, exc)
+        await writer.drain(to_database=False)
+        await rest.close()
+        return EXIT_CONFIG_ERROR
+
     async def setup() -> None:
         if apply_schema:
             await apply_settings_schema(s)
         await collector.prepare()
 
     code = await start_when_database_ready(
-        s.database_url, stop, setup, name=name, on_wait=writer.report_waiting
+        s.database_url,
+        stop,
+        setup,
+        name=name,
+        on_wait=writer.report_waiting,
+        spool_bytes=lambda: spool.bytes_used,
     )
     if code is not None:
         await writer.drain(to_database=False)
@@ -101,6 +124,16 @@ async def run_realtime(
         return code
     writer_stop = asyncio.Event()
     writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
+    collector.router.lag = LagSamples()
+    line = StatusLine(
+        name,
+        writer.status,
+        rest_calls=[rest.calls],
+        lag=collector.router.lag,
+        open_gaps=lambda: collector.repairer.open_windows,
+    )
+    status_task = start_status_log(s.status_log_interval_s, line, stop)
+    problems_task = asyncio.create_task(_watch_problems(collector, listing, stop))
     code = EXIT_OK
     try:
         collect = asyncio.create_task(collector.run(stop), name=name)
@@ -119,7 +152,31 @@ async def run_realtime(
         writer_stop.set()  # intake has stopped: drain within DRAIN_DEADLINE_S
         with contextlib.suppress(asyncio.CancelledError):
             await writer_task
+        status_task.cancel()
+        problems_task.cancel()
         await rest.close()
         await history.close()
         log.info("%s: stopped (exit %d)", name, code)
     return code
+
+
+async def _watch_problems(
+    collector: OptionsRealtimeCollector, listing: str | None, stop: asyncio.Event
+) -> None:
+    """Keeps `status.problem` (the health check's reason) in step: refused channels until they
+    are granted, no live options."""
+    status = collector.writer.status
+    while not stop.is_set():
+        problem = health_problem(
+            refused=refused_channels(collector.pool.clients),
+            connected=status.connected,
+            live_options=len(collector.chain.live),
+            listing=listing,
+        )
+        if problem != status.problem:
+            (log.warning if problem else log.info)(
+                "%s: %s", status.collector_name, problem or "healthy again"
+            )
+            status.problem = problem
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROBLEM_CHECK_S)

@@ -5,8 +5,8 @@ real-time collector (`pool.start_when_database_ready`: backoff, "waiting for the
 status file, exit 1 at once for a DATABASE_URL that can never work, exit 0 on SIGTERM), applies
 the schema, lets the collector build its schedules (which read their cursors from the
 database), runs them until `stop` is set, then stops intake (a poll in flight gets a few
-seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method per
-simulated hour.
+seconds), drains the writer within DRAIN_DEADLINE_S and reports the REST calls per method (per
+simulated hour on a simulated clock).
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts import __version__
-from scripts.clock import Clock, clock_from_spec
+from scripts.clock import Clock, SimClock, clock_from_spec
 from scripts.collectors.schedule import Schedule
 from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
-from scripts.storage.pool import new_pool, start_when_database_ready
+from scripts.status_log import StatusLine, start_status_log
+from scripts.storage.pool import RECONNECT_MAX_DELAY_S, new_pool, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
@@ -99,6 +100,7 @@ class RestService:
             spool=spool,
             drain_deadline_s=s.drain_deadline_s,
             status_file=status_file_path(s.spool_dir, name) if self.use_spool else None,
+            retry_max_s=RECONNECT_MAX_DELAY_S,  # write again within seconds of the DB's return
         )
         limiters = LimiterSet.build(
             self.clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst
@@ -114,7 +116,12 @@ class RestService:
             self.schedules = await self.build(parts)
 
         early = await start_when_database_ready(
-            s.database_url, stop, setup, name=name, on_wait=writer.report_waiting
+            s.database_url,
+            stop,
+            setup,
+            name=name,
+            on_wait=writer.report_waiting,
+            spool_bytes=lambda: spool.bytes_used if spool is not None else 0,
         )
         if early is not None:
             await writer.drain(to_database=False)
@@ -125,6 +132,8 @@ class RestService:
         self.started_at = self.clock.now()
         writer_stop = asyncio.Event()
         writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
+        line = StatusLine(name, writer.status, rest_calls=[rest.calls])
+        status_task = start_status_log(s.status_log_interval_s, line, stop)
         code = EXIT_OK
         try:
             polls = [asyncio.create_task(sch.run(stop), name=sch.name) for sch in self.schedules]
@@ -147,10 +156,14 @@ class RestService:
             writer_stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer_task
+            status_task.cancel()
             await rest.close()
             await pool.close()
             self.report = calls_per_hour(rest.calls, self.clock.now() - self.started_at)
-            log.info("%s: REST calls per simulated hour by method: %s", name, self.report)
+            if isinstance(self.clock, SimClock):
+                log.info("%s: REST calls per simulated hour by method: %s", name, self.report)
+            else:
+                log.info("%s: REST calls by method: %s", name, dict(sorted(rest.calls.items())))
         return code
 
 

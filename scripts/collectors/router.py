@@ -18,6 +18,7 @@ on a shared channel (USDC) is skipped silently, as it is not ours.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from scripts.normalize import trades as ntrades
 from scripts.normalize.common import FAST_MS_LIMIT, MalformedMessage
 from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S, future_limit
 from scripts.normalize.quotes import parse_quote
+from scripts.status_log import LagSamples
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
@@ -81,6 +83,7 @@ class MessageRouter:
         self._status = writer.status
         self._last_received_at: datetime | None = None
         self.last_trades_s: float | None = None  # market time of the last trades frame
+        self.lag: LagSamples | None = None  # sampled once per socket read (the status line)
         self._handlers: dict[str, Handler] = {}
         self._by_family: dict[str, Handler] = {
             ch.QUOTE: self._quote,
@@ -107,6 +110,9 @@ class MessageRouter:
             self._ts_limit_ms = min(
                 int((received_at.timestamp() + FUTURE_TOLERANCE_S) * 1000), FAST_MS_LIMIT
             )
+            if self.lag is not None and type(data) is dict and "timestamp" in data:
+                with contextlib.suppress(TypeError, ValueError):
+                    self.lag.add(received_at.timestamp() - float(data["timestamp"]) / 1000.0)
         try:
             handler(channel, data, received_at)
         except MalformedMessage as exc:

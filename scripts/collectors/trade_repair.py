@@ -161,6 +161,11 @@ class TradeRepairer:
             self._lost[key] = gap
 
     @property
+    def open_windows(self) -> int:
+        """Windows, seq holes and lost spans queued for repair (the status line's open gaps)."""
+        return len(self._windows) + len(self._holes) + len(self._lost)
+
+    @property
     def pending(self) -> bool:
         return bool(self._windows or self._holes or self._lost or self.busy)
 

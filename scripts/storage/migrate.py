@@ -71,6 +71,7 @@ class MigrationReport:
     currencies: tuple[str, ...]  # every currency with tables now (lower case)
     added_currencies: tuple[str, ...]  # those this run created
     grafana_role: str | None  # the read-only role created or updated, None when skipped
+    grafana_role_kept: bool = False  # no password given, the role exists from an earlier run
 
 
 def migration_files(schema_dir: Path = SCHEMA_DIR) -> list[Path]:
@@ -161,9 +162,17 @@ def apply_schema(
                 ) from exc
             except psycopg.Error as exc:
                 raise MigrationError(f"adding currencies failed: {_first_line(exc)}") from exc
-            role = None
+            role, kept = None, False
             if grafana_password is None:
-                log.info("GRAFANA_DB_PASSWORD is not set: the read-only Grafana role is skipped")
+                # Said once, by `python -m scripts.migrate`'s report (never by collectors),
+                # and not at all when the role exists already.
+                kept = bool(
+                    grafana_user
+                    and conn.execute(
+                        "SELECT 1 FROM pg_roles WHERE rolname = %s", (grafana_user,)
+                    ).fetchone()
+                )
+                role = grafana_user if kept else None
             else:
                 try:
                     with conn.transaction():
@@ -183,6 +192,7 @@ def apply_schema(
         currencies=tuple(after),
         added_currencies=tuple(c for c in after if c not in before),
         grafana_role=role,
+        grafana_role_kept=kept,
     )
     for line in report.warnings:
         log.warning("%s", line)

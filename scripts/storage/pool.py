@@ -1,5 +1,9 @@
-"""The database connection pool: opened explicitly, checked on checkout, never blocking start-up;
-and the start-up wait for a database that is not up yet (`start_when_database_ready`)."""
+"""The database connection pool: opened explicitly, checked on checkout, never blocking start-up,
+reconnecting at most RECONNECT_MAX_DELAY_S apart (so writing resumes within seconds of the
+database accepting connections) and saying so in three kinds of line: when an outage starts,
+once a minute while it lasts, when it ends (`OutageLog`, instead of psycopg_pool's two-line
+warning per attempt); and the start-up wait for a database that is not up yet
+(`start_when_database_ready`)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool.pool_async import AddConnection
 
 from scripts.logs import mask_secrets
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
@@ -26,6 +31,10 @@ RECONNECT_TIMEOUT_S = 300.0
 WAIT_BASE_S = 0.5  # start-up wait for the database: first retry ...
 WAIT_MAX_S = 15.0  # ... and the cap (jittered 50-100 %)
 WAIT_LOG_EVERY_S = 60.0
+# psycopg_pool doubles its reconnect delay without a cap (1, 2, 4, ... 64 s): a 31 s outage
+# could be noticed 48 s late. Capped here, the pool is back within this of the database.
+RECONNECT_MAX_DELAY_S = 2.0
+OUTAGE_LOG_EVERY_S = 60.0
 # Connection failures that waiting cannot cure: the server answered and refused this URL.
 # (psycopg gives no SQLSTATE for a failed connection attempt, only libpq's message.)
 FATAL_CONNECT_MESSAGES = (
@@ -84,7 +93,7 @@ def new_pool(
     long a caller waits for a connection (then `PoolTimeout`, an OperationalError); a
     connection that cannot be re-established is retried with backoff for `reconnect_timeout_s`.
     """
-    pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = ReconnectingPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
@@ -96,6 +105,83 @@ def new_pool(
         name=application_name,
     )
     return pool
+
+
+class OutageLog:
+    """One WARNING line when connecting starts failing, one per `every_s` while it goes on, one
+    INFO line when a connection succeeds again."""
+
+    def __init__(self, name: str, every_s: float = OUTAGE_LOG_EVERY_S) -> None:
+        self.name, self.every_s = name, every_s
+        self.down_since: float | None = None
+        self.logged_at = 0.0
+        self.attempts = 0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.attempts += 1
+        reason = mask_secrets(_first_line(exc))
+        if self.down_since is None:
+            self.down_since = self.logged_at = now
+            log.warning(
+                "pool %s: cannot connect to the database (%s); retrying every %.0f s at most",
+                self.name,
+                reason,
+                RECONNECT_MAX_DELAY_S,
+            )
+        elif now - self.logged_at >= self.every_s:
+            self.logged_at = now
+            log.warning(
+                "pool %s: still cannot connect after %.0f s (%d attempts): %s",
+                self.name,
+                now - self.down_since,
+                self.attempts,
+                reason,
+            )
+
+    def connected(self) -> None:
+        if self.down_since is not None:
+            log.info(
+                "pool %s: connected again after %.1f s (%d failed attempts)",
+                self.name,
+                time.monotonic() - self.down_since,
+                self.attempts,
+            )
+        self.down_since, self.attempts = None, 0
+
+
+class _PoolAttemptFilter(logging.Filter):
+    """Drops psycopg_pool's per-attempt connection warnings (OutageLog says it once)."""
+
+    DROPPED = ("error connecting in", "reconnection attempt in pool")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.DROPPED))
+
+
+logging.getLogger("psycopg.pool").addFilter(_PoolAttemptFilter())
+
+
+class ReconnectingPool(AsyncConnectionPool[AsyncConnection[Any]]):
+    """AsyncConnectionPool with a capped reconnect delay and `OutageLog` lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outage = OutageLog(self.name)
+
+    async def schedule_task(self, task: Any, delay: float) -> None:
+        if isinstance(task, AddConnection):
+            delay = min(delay, RECONNECT_MAX_DELAY_S)
+        await super().schedule_task(task, delay)
+
+    async def _connect(self, timeout: float | None = None) -> AsyncConnection[Any]:  # noqa: ASYNC109 (psycopg_pool's signature)
+        try:
+            conn = await super()._connect(timeout)
+        except Exception as exc:
+            self.outage.failed(exc)
+            raise
+        self.outage.connected()
+        return conn
 
 
 class RetrySchedule:
@@ -231,6 +317,7 @@ async def start_when_database_ready(
     *,
     name: str,
     on_wait: Callable[[str | None], None] | None = None,
+    spool_bytes: Callable[[], int] | None = None,
 ) -> int | None:
     """A service's start: waits for the database (`wait_for_database`), then runs `setup`
     (schema, reading the previous run's state); when `setup` fails because the database went
@@ -238,7 +325,8 @@ async def start_when_database_ready(
 
     Returns None when the service may go on (`on_wait(None)` was called), else its exit code:
     0 when `stop` came first, 1 when the start failed, said in one ERROR line (a URL that can
-    never work, a migration error) or with the traceback of a `setup` error that is not the
+    never work, a migration error; it mentions the spool only when `spool_bytes()` says an
+    earlier run left one) or with the traceback of a `setup` error that is not the
     database's absence.
     """
     from scripts.storage.migrate import MigrationError
@@ -259,7 +347,11 @@ async def start_when_database_ready(
                 on_wait(None)
             return None
     except (DatabaseUnusable, MigrationError) as exc:
-        log.error("%s: %s; exiting (a spool left by an earlier run waits on disk)", name, exc)
+        left = spool_bytes() if spool_bytes is not None else 0
+        spool_note = (
+            f" (a spool left by an earlier run, {left} bytes, waits on disk)" if left else ""
+        )
+        log.error("%s: %s; exiting%s", name, exc, spool_note)
         return EXIT_FAILURE
     except Exception:
         log.exception("%s: the start failed", name)

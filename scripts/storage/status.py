@@ -84,6 +84,7 @@ class WriterStatus:
     last_flush_to: str | None = None  # "db" or "spool"
     db_ok: bool = False
     waiting_for_database: str | None = None  # why the start waits (state "waiting")
+    problem: str | None = None  # why a running collector is unhealthy (no options, refused channel)
     details: dict[str, Any] = field(default_factory=dict)
 
     def note_messages(self, n: int = 1) -> None:
@@ -128,6 +129,7 @@ class WriterStatus:
             "disconnected_since": self.disconnected_since,
             "db_ok": self.db_ok,
             "waiting_for_database": self.waiting_for_database,
+            "problem": self.problem,
             "spool_bytes": self.spool_bytes,
             "rows_spooled": self.rows_spooled,
             "rows_dropped": self.rows_dropped,

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -20,6 +22,7 @@ from scripts.bench.run import BenchConfig, run_benchmark
 from scripts.storage.migrate import apply_schema
 from tests.support.pgcluster import PgCluster
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "expiries": 2,
     "strikes": 4,
@@ -141,3 +144,43 @@ def test_cpu_of_a_process_tree_counts_its_busy_child() -> None:
     assert seen > 0.05  # the grandchild's loop, seen through its parent
     assert (procstat.peak_rss_bytes(os.getpid()) or 0) > 1_000_000
     assert procstat.process_cpu_s(proc.pid) is None  # gone
+
+
+def test_each_figure_with_a_target_is_marked_met_or_missed() -> None:
+    from scripts.bench.report import Figure, missed
+
+    figs = [
+        Figure("a", "a", 41_000.0, "msg/s", ">= 40,000"),
+        Figure("b", "b", 12.5, "us", "<= 12"),
+        Figure("c", "c", None, "B", "<= 20", "needs the full edition"),
+        Figure("d", "d", 3.0, "x"),
+    ]
+    assert [f.verdict for f in figs] == ["met", "missed", "n/a", ""]
+    assert [f.key for f in missed(figs)] == ["b"]
+
+
+@pytest.mark.timeout(300)
+async def test_check_exits_non_zero_when_a_target_is_missed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`--check` on a tiny run: the 40,000 msgs/s target cannot be met at 300-600 offered."""
+    args = ["--quick", "--check", "--rates", "300,600", "--step-s", "2", "--mix-s", "2"]
+    args += ["--copy-rows", "2000", "--expiries", "2", "--strikes", "4", "--lag-rate", "300"]
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO_ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.benchmark",
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 280)
+    text = out.decode()
+    assert proc.returncode == 1, (text, err.decode())
+    rows = [ln for ln in text.splitlines() if ln.startswith("sustained messages/s")]
+    assert rows and "missed" in rows[0].split(), rows  # the verdict column
+    assert "targets: " in text and "missed: sustained_msgs_s" in text
+    assert "target(s) missed: " in err.decode()
