@@ -3,8 +3,12 @@
 - `quote.{option}`: a `{cur}_option_quotes` row per frame (every best bid/ask change);
   `mark_iv` and `mark_price` are the instrument's latest from `markprice.options` (or a
   ticker).
-- `ticker.{option}.{interval}`: a `{cur}_option_quotes` row with bid/ask/mark IV, mark and
-  underlying price (so a replay of recorded ticker frames lands rows too).
+- `ticker.{option}.{interval}`: its `underlying_price` is the expiry's forward, handed to
+  `forwards` (which completes the quote rows' `underlying_price`, `bid_iv`, `ask_iv` per
+  flush batch). A channel in `forward_channels` (the one ticker per expiry the collector
+  follows for that) makes no row: its option's quotes come from `quote.*`. Any other ticker
+  makes a `{cur}_option_quotes` row with Deribit's bid/ask/mark IV, mark and underlying price
+  (so a replay of recorded ticker frames lands rows too).
 - `markprice.options.{index}`: no row; updates the latest mark (IV in percent) per option.
 - `trades.option.{api_currency}.{interval}` (and `trades.{option}.{interval}`):
   `{cur}_option_trades` rows of this currency's options (SOL: the `SOL_USDC-` ones of
@@ -32,6 +36,7 @@ from scripts.normalize import quotes as nquotes
 from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
 from scripts.normalize.common import MalformedMessage
+from scripts.normalize.quote_ivs import ForwardCurves, parse_forward
 from scripts.normalize.quotes import parse_quote
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
@@ -55,8 +60,11 @@ class MessageRouter:
         on_trades_lost: Callable[[str], None] = lambda reason: None,
         on_instrument_state: Callable[[ninst.InstrumentState], None] = lambda s: None,
         on_instrument_created: Callable[[InstrumentRow], None] = lambda r: None,
+        forwards: ForwardCurves | None = None,
     ) -> None:
         self.spec = spec
+        self.forwards = forwards
+        self.forward_channels: set[str] = set()  # tickers followed only for the forward
         self.code = spec.code
         self.prefix = spec.instrument_prefix
         self.writer = writer
@@ -122,6 +130,14 @@ class MessageRouter:
             self._quote_rows += 1
 
     def _ticker(self, channel: str, data: Any, received_at: datetime) -> None:
+        forwards = self.forwards
+        if forwards is not None:
+            forward = parse_forward(data)
+            if forward is not None and forward[0].startswith(self.prefix):
+                forwards.note(*forward)
+            if channel in self.forward_channels:
+                self._check_fields("ticker", data, channel)
+                return
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
         self.marks[row.instrument_name] = (row.mark_iv, row.mark_price)
