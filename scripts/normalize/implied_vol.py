@@ -35,7 +35,11 @@ YEAR_S = 365.0 * 86_400.0  # Deribit's year for time to expiry (ACT/365)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _INV_SQRT_2PI = 1.0 / _SQRT_2PI
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_SQRT_PI = math.sqrt(math.pi)
+_ERF_TERMS = 14  # z^27 / (13! 27) < 1e-17 for |z| < 0.5
 MAX_ITERATIONS = 60
+# A time value below this (per unit forward) is float noise of the parity, not a price.
+MIN_TIME_VALUE = 1e-12
 # A Halley step this small (relative) leaves an error of about its cube: done.
 TOLERANCE = 1e-7
 # Numerical Recipes' erfcc: erfc(z) ~ t exp(-z^2 + sum c_i t^i), t = 1 / (1 + z/2), z >= 0.
@@ -66,9 +70,19 @@ def _erfc(z: Floats) -> Floats:
 
 
 def norm_cdf(x: Floats) -> Floats:
-    """The standard normal distribution function, elementwise."""
+    """The standard normal distribution function, elementwise. Near the middle, where an
+    at-the-money value is a small difference of two of these, erf's Taylor series (exact to
+    double precision for |z| < 0.5) replaces the fit."""
+    z = x * _INV_SQRT2
     with np.errstate(over="ignore"):  # exp(-a * a) underflows to 0 far out: the right value
-        return 0.5 * _erfc(-x * _INV_SQRT2)
+        fit = 0.5 * _erfc(-z)
+    z2 = z * z
+    term = z.copy()
+    series = z.copy()
+    for n in range(1, _ERF_TERMS):
+        term = term * (-z2) / n
+        series = series + term / (2 * n + 1)
+    return np.where(np.abs(z) < 0.5, 0.5 + series / _SQRT_PI, fit)
 
 
 def otm_value(x: Floats, s: Floats, theta: Floats) -> Floats:
@@ -103,7 +117,7 @@ def implied_total_vol(q: Floats, x: Floats) -> Floats:
 def _solve(q: Floats, x: Floats) -> Floats:
     theta = np.where(x >= 0.0, 1.0, -1.0)
     upper = np.where(x >= 0.0, 1.0, np.exp(x))  # the OTM option is worth less than this
-    ok = (q > 0.0) & (q < upper) & np.isfinite(q) & np.isfinite(x)
+    ok = (q > MIN_TIME_VALUE) & (q < upper) & np.isfinite(q) & np.isfinite(x)
     out = np.full(q.shape, np.nan)
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
