@@ -218,26 +218,29 @@ $$;
 CREATE OR REPLACE FUNCTION chaintape_comment_columns(cur text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    r     record;
-    tbl   text;
-    rel   regclass;
-    attno int2;
+    r record;
 BEGIN
-    FOR r IN SELECT * FROM chaintape_column_comments() LOOP
-        FOR tbl IN
-            SELECT c.currency || substr(r.table_kind, 6)
-              FROM chaintape_currencies c
-             WHERE r.table_kind LIKE '{cur}%' AND (cur IS NULL OR c.currency = lower(cur))
-            UNION ALL
-            SELECT r.table_kind WHERE r.table_kind NOT LIKE '{cur}%' AND cur IS NULL
-        LOOP
-            rel := to_regclass(quote_ident(tbl));
-            CONTINUE WHEN rel IS NULL;
-            SELECT a.attnum INTO attno FROM pg_attribute a
-             WHERE a.attrelid = rel AND a.attname = r.column_name AND NOT a.attisdropped;
-            CONTINUE WHEN attno IS NULL OR col_description(rel, attno) IS NOT DISTINCT FROM r.comment;
-            EXECUTE format('COMMENT ON COLUMN %I.%I IS %L', tbl, r.column_name, r.comment);
-        END LOOP;
+    -- One query finds the columns whose comment is missing or different; only those are set.
+    FOR r IN
+        WITH wanted AS (
+            SELECT CASE WHEN k.table_kind LIKE '{cur}%'
+                        THEN c.currency || substr(k.table_kind, 6)
+                        ELSE k.table_kind END AS tbl,
+                   k.column_name, k.comment
+              FROM chaintape_column_comments() k
+              LEFT JOIN chaintape_currencies c
+                ON k.table_kind LIKE '{cur}%' AND (cur IS NULL OR c.currency = lower(cur))
+             WHERE (k.table_kind LIKE '{cur}%' AND c.currency IS NOT NULL)
+                OR (k.table_kind NOT LIKE '{cur}%' AND cur IS NULL)
+        )
+        SELECT w.tbl, w.column_name, w.comment
+          FROM wanted w
+          JOIN pg_attribute a
+            ON a.attrelid = to_regclass(quote_ident(w.tbl)) AND a.attname = w.column_name
+           AND NOT a.attisdropped
+         WHERE col_description(a.attrelid, a.attnum) IS DISTINCT FROM w.comment
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %I.%I IS %L', r.tbl, r.column_name, r.comment);
     END LOOP;
 END
 $$;

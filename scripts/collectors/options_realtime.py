@@ -287,8 +287,9 @@ class OptionsRealtimeCollector:
 
     # ---- channels -----------------------------------------------------------------------------
     def _listed(self, names: list[str]) -> None:
-        self.pool.add_channels(ch.quote_channel(n) for n in names)
+        # Forward tickers first: when the sockets are full, one serves a whole expiry's IVs.
         self._follow_forwards()
+        self.pool.add_channels(ch.quote_channel(n) for n in names)
 
     def _delisted(self, names: list[str]) -> None:
         self.pool.remove_channels(ch.quote_channel(n) for n in names)
