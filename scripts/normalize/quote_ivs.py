@@ -9,7 +9,8 @@ so the per-message path only appends rows, as before):
 - `underlying_price`: the expiry's forward in force at the quote's exchange timestamp (the
   newest one stamped at or before it);
 - `bid_iv`, `ask_iv`: Black-76 IVs in percent of the best bid and ask against that forward
-  (`implied_vol`), time to expiry from the quote's timestamp to the expiry's 08:00 UTC.
+  (`implied_vol`), time to expiry from the quote's timestamp to the expiry's 08:00 UTC,
+  rounded to 0.01 like Deribit's.
 
 A quote whose forward is older than `max_age_ms` (exchange time), or that has none yet, keeps
 all three NULL: never a stale forward. A price with no IV (at or below intrinsic value, a
@@ -36,6 +37,9 @@ from scripts.normalize.implied_vol import YEAR_S, implied_vol_pct
 
 _new = tuple.__new__
 _timestamp = datetime.timestamp
+# IVs are kept to Deribit's own precision (0.01 vol point, as its mark_iv): finer digits
+# carry no information at a price tick, and equal neighbours compress to almost nothing.
+IV_DECIMALS = 2
 HISTORY_POINTS = 600  # forwards kept per expiry: ten minutes of one-a-second tickers
 UNDERLYING = QuoteRow._fields.index("underlying_price")
 
@@ -172,6 +176,7 @@ class ForwardCurves:
             two((call, call)),
             two((lin, lin)),
         )
+        ivs = np.round(ivs, IV_DECIMALS)
         new_bid = _with_nulls(ivs[:n], got, cols[6])
         new_ask = _with_nulls(ivs[n:], got, cols[7])
         new_und = _with_nulls(fwd, got, cols[UNDERLYING])

@@ -5,13 +5,12 @@ Checked against the fake's own pricing model: each row's `underlying_price` is a
 fake's model gave that expiry within QUOTE_FORWARD_MAX_AGE_S before the quote, and each IV,
 put back into the fake's scalar Black-76 (math.erf, independent of the collector's numpy
 solver) with that forward and the time to the 08:00 UTC expiry, gives the quoted price back,
-and each IV is within 0.001 vol point of the fake's exact (bisection) IV of that price.
+and each IV is the fake's exact (bisection) IV of that price, to the 0.01 vol point stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -128,12 +127,14 @@ async def test_quote_rows_carry_the_forward_and_bid_ask_ivs_of_the_fake_pricing(
                 assert usd <= intrinsic + 1e-9 * forward, (name, ts, price, forward)
                 continue
             assert 1.0 < iv < 1000.0
-            # Within a thousandth of a vol point of the exact IV (Deribit prints hundredths),
-            # and the price it gives back is the quoted one to a few parts per million.
+            # The exact IV rounded to hundredths (as stored): within half a step plus the
+            # solver's error (under 0.001), and the price it gives back is the quoted one to
+            # within what 0.005 vol point moves it.
             exact = black76_iv(usd, forward, meta.strike, years, call)
-            assert exact is not None and abs(iv - exact * 100.0) < 1e-3, (name, iv, exact)
-            back = black76(forward, meta.strike, years, iv / 100.0, call)[0]
-            assert math.isclose(back, usd, rel_tol=1e-5, abs_tol=1e-9 * forward), (name, iv)
+            assert exact is not None and abs(iv - exact * 100.0) <= 0.006, (name, iv, exact)
+            back = black76(forward, meta.strike, years, iv / 100.0, call)
+            vega_per_point = back[3]
+            assert abs(back[0] - usd) <= 0.006 * vega_per_point + 1e-9 * forward, (name, iv)
             ivs += 1
     assert ivs >= 600
     await asyncio.sleep(0)
