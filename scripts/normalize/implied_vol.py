@@ -42,8 +42,8 @@ _ERF_SERIES = tuple((-1) ** n / (math.factorial(n) * (2 * n + 1) * _SQRT_PI) for
 MAX_ITERATIONS = 60
 # A time value below this (per unit forward) is float noise of the parity, not a price.
 MIN_TIME_VALUE = 1e-12
-# A Halley step this small (relative) leaves an error of about its cube: done.
-TOLERANCE = 1e-7
+# A Halley step this small (relative) leaves an error of about its cube (~1e-15): done.
+TOLERANCE = 1e-5
 # Numerical Recipes' erfcc: erfc(z) ~ t exp(-z^2 + sum c_i t^i), t = 1 / (1 + z/2), z >= 0.
 _ERFC_COEFFS = (
     -1.26551223,

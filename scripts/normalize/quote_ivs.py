@@ -22,10 +22,13 @@ Pure: no clock, no I/O; time is the rows' and frames' exchange timestamps.
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -35,13 +38,16 @@ from scripts.models import QuoteRow
 from scripts.normalize.common import MalformedMessage, check_ms, missing, num, require_dict, text
 from scripts.normalize.implied_vol import YEAR_S, implied_vol_pct
 
-_new = tuple.__new__
 _timestamp = datetime.timestamp
+_is_none = partial(operator.is_, None)
+_TIMESTAMP, _NAME, _BID, _ASK = (itemgetter(QuoteRow._fields.index(f)) for f in (
+    "timestamp", "instrument_name", "best_bid_price", "best_ask_price"))  # fmt: skip
+_BID_IV, _ASK_IV, _UNDERLYING = (itemgetter(QuoteRow._fields.index(f)) for f in (
+    "bid_iv", "ask_iv", "underlying_price"))  # fmt: skip
 # IVs are kept to Deribit's own precision (0.01 vol point, as its mark_iv): finer digits
 # carry no information at a price tick, and equal neighbours compress to almost nothing.
 IV_DECIMALS = 2
 HISTORY_POINTS = 600  # forwards kept per expiry: ten minutes of one-a-second tickers
-UNDERLYING = QuoteRow._fields.index("underlying_price")
 
 
 def parse_forward(data: Any) -> tuple[str, int, float] | None:
@@ -122,13 +128,12 @@ class ForwardCurves:
 
     # ---- quote rows -----------------------------------------------------------------------
     def enrich(self, rows: Sequence[tuple]) -> list[tuple]:
-        """The rows with `underlying_price`, `bid_iv` and `ask_iv` filled in (see the module
-        doc); same order, same length."""
+        """The rows (QuoteRow field order) with `underlying_price`, `bid_iv` and `ask_iv`
+        filled in (see the module doc); same order, same length."""
         n = len(rows)
         if n == 0:
             return list(rows)
-        cols = list(zip(*rows, strict=True))
-        names = cols[1]
+        names = list(map(_NAME, rows))
         ids_get = self._ids.get
         ids = np.fromiter(map(ids_get, names, repeat(-2)), np.intp, n)
         if (ids == -2).any():
@@ -137,13 +142,14 @@ class ForwardCurves:
                     self._register(name)
             ids = np.fromiter(map(self._ids.__getitem__, names), np.intp, n)
         expiry, strike, is_call, linear = self._arrays
-        ts_s = np.fromiter(map(_timestamp, cols[0]), np.float64, n)
+        ts_s = np.fromiter(map(_timestamp, map(_TIMESTAMP, rows)), np.float64, n)
         ts_ms = ts_s * 1000.0
         known = ids >= 0
         safe = np.where(known, ids, 0)
         exp_ms = np.where(known, expiry[safe], np.nan)
         fwd = np.full(n, np.nan)
-        todo = known & np.fromiter((u is None for u in cols[UNDERLYING]), np.bool_, n)
+        old_und = list(map(_UNDERLYING, rows))
+        todo = known & np.fromiter(map(_is_none, old_und), np.bool_, n)
         for e in np.unique(exp_ms[todo]):
             stamps = self._stamps.get(int(e))
             if not stamps:
@@ -166,7 +172,7 @@ class ForwardCurves:
         call = is_call[safe]
         lin = linear[safe]
         # Both sides in one pass: bids then asks (None prices become NaN).
-        prices = np.array(cols[2] + cols[4], dtype=np.float64)
+        prices = np.array(list(map(_BID, rows)) + list(map(_ASK, rows)), dtype=np.float64)
         two = np.concatenate
         ivs = implied_vol_pct(
             prices,
@@ -177,11 +183,15 @@ class ForwardCurves:
             two((lin, lin)),
         )
         ivs = np.round(ivs, IV_DECIMALS)
-        new_bid = _with_nulls(ivs[:n], got, cols[6])
-        new_ask = _with_nulls(ivs[n:], got, cols[7])
-        new_und = _with_nulls(fwd, got, cols[UNDERLYING])
-        fields = zip(*cols[:6], new_bid, new_ask, cols[8], cols[9], new_und, cols[11], strict=True)
-        return list(map(_new, repeat(QuoteRow), fields))
+        new_bid = _with_nulls(ivs[:n], got, list(map(_BID_IV, rows)))
+        new_ask = _with_nulls(ivs[n:], got, list(map(_ASK_IV, rows)))
+        new_und = _with_nulls(fwd, got, old_und)
+        # Plain tuples in QuoteRow's field order: the writer copies (or spools) tuples, and
+        # skipping the named type's constructor saves a fifth of this function's time.
+        return [
+            (*r[:6], b, a, r[8], r[9], u, r[11])
+            for r, b, a, u in zip(rows, new_bid, new_ask, new_und, strict=True)
+        ]
 
     def _register(self, name: str) -> None:
         try:

@@ -47,6 +47,11 @@ def quote(
     )  # fmt: skip
 
 
+def enriched(fc: ForwardCurves, rows: list[QuoteRow]) -> list[QuoteRow]:
+    """`fc.enrich` (plain tuples in QuoteRow order) read back as QuoteRows."""
+    return [QuoteRow(*r) for r in fc.enrich(rows)]
+
+
 def expected_iv(price: float, forward: float, ms: int, strike: float, call: bool) -> float:
     years = (EXPIRY.timestamp() - ms / 1000) / YEAR_S
     return float(
@@ -66,7 +71,7 @@ def test_quotes_take_the_forward_in_force_at_their_timestamp() -> None:
     assert fc.note("BTC-30JAN26-90000-P", T0, 101_000.0)  # any option of the expiry
     assert fc.note(NAME, T0 + 1000, 101_500.0)
     rows = [quote(T0 + 500), quote(T0 + 1000), quote(T0 + 9_000)]
-    out = fc.enrich(rows)
+    out = enriched(fc, rows)
     assert [r.underlying_price for r in out] == [101_000.0, 101_500.0, 101_500.0]
     for r in out:
         ms = round(r.timestamp.timestamp() * 1000)
@@ -91,7 +96,7 @@ def test_a_stale_or_missing_forward_leaves_all_three_null() -> None:
         quote(T0 + 10_001),  # older than the limit
         quote(T0, name="BTC-27FEB26-100000-C"),  # an expiry with no forward at all
     ]
-    out = fc.enrich(rows)
+    out = enriched(fc, rows)
     assert [(r.underlying_price, r.bid_iv is None, r.ask_iv is None) for r in out] == [
         (None, True, True),
         (101_000.0, False, False),
@@ -104,11 +109,12 @@ def test_a_stale_or_missing_forward_leaves_all_three_null() -> None:
 def test_sides_without_an_iv_are_null_and_the_other_side_is_kept() -> None:
     fc = ForwardCurves(max_age_ms=10_000)
     fc.note(NAME, T0, 101_000.0)
-    out = fc.enrich(
+    out = enriched(
+        fc,
         [
             quote(T0 + 1, bid=None),  # empty bid
             quote(T0 + 2, name="BTC-30JAN26-80000-C", bid=0.15, ask=0.25),  # bid < intrinsic
-        ]
+        ],
     )
     assert out[0].bid_iv is None and out[0].ask_iv is not None
     intrinsic = (101_000.0 - 80_000.0) / 101_000.0  # 0.208 BTC
@@ -123,19 +129,19 @@ def test_rows_that_carry_their_own_forward_and_non_options_are_left_alone() -> N
     from_ticker = quote(T0 + 5, underlying=99_999.0)._replace(bid_iv=61.0, ask_iv=62.0)
     perpetual = quote(T0 + 5, name="BTC-PERPETUAL")
     garbage = quote(T0 + 5, name="not an instrument")
-    out = fc.enrich([from_ticker, perpetual, garbage, quote(T0 + 5)])
+    out = enriched(fc, [from_ticker, perpetual, garbage, quote(T0 + 5)])
     assert out[:3] == [from_ticker, perpetual, garbage]
     assert out[3].underlying_price == 101_000.0
     assert not fc.note("BTC-PERPETUAL", T0, 1.0)
     assert not fc.note("BTC-30JAN26", T0, 1.0)
-    assert fc.enrich([]) == []
+    assert enriched(fc, []) == []
 
 
 def test_linear_options_are_priced_in_usdc() -> None:
     fc = ForwardCurves(max_age_ms=10_000)
     name = "SOL_USDC-30JAN26-150-P"
     fc.note(name, T0, 140.0)
-    out = fc.enrich([quote(T0 + 1, name=name, bid=14.0, ask=15.0)])
+    out = enriched(fc, [quote(T0 + 1, name=name, bid=14.0, ask=15.0)])
     years = (EXPIRY.timestamp() - (T0 + 1) / 1000) / YEAR_S
     want = implied_vol_pct(
         np.array([14.0 / 140.0]),
@@ -154,7 +160,7 @@ def test_forwards_arriving_out_of_order_and_history_bound() -> None:
     fc.note(NAME, T0 + 2000, 2.0)
     fc.note(NAME, T0, 1.0)  # from another socket, later
     fc.note(NAME, T0 + 1000, 1.5)
-    out = fc.enrich([quote(T0 + 1500), quote(T0 + 500), quote(T0 + 2500)])
+    out = enriched(fc, [quote(T0 + 1500), quote(T0 + 500), quote(T0 + 2500)])
     assert [r.underlying_price for r in out] == [1.5, 1.0, 2.0]
     expiry_ms = round(EXPIRY.timestamp() * 1000)
     for i in range(3 * HISTORY_POINTS):
@@ -193,7 +199,7 @@ def test_recorded_quote_gets_deribits_ivs(shared_data: Path) -> None:
         name, ts, fwd = parse_forward(d) or ("", 0, 0.0)
         fc.note(name, ts, fwd)
         row = quote(ts, name=name, bid=d["best_bid_price"], ask=d["best_ask_price"])
-        out = fc.enrich([row])[0]
+        out = enriched(fc, [row])[0]
         assert out.underlying_price == d["underlying_price"]
         # Both rounded to 0.01: equal, or one step apart where the raw values straddle.
         assert abs(out.bid_iv - d["bid_iv"]) <= 0.01 + 1e-9, (name, out)
@@ -259,7 +265,7 @@ def test_router_takes_forwards_from_tickers_and_makes_no_row_for_forward_channel
         "instrument_name", "best_bid_price", "best_bid_amount", "best_ask_price",
         "best_ask_amount")} | {"timestamp": T0 + 1500}, RECV)  # fmt: skip
     buffered = writer._buffer(OPTION_QUOTES, "BTC").rows
-    out = fc.enrich(buffered)
+    out = enriched(fc, buffered)
     assert out[0].bid_iv == 54.0 and out[0].underlying_price == 101_000.0  # the ticker's own
     assert out[1].underlying_price == 101_000.0  # the quote's, from the forward ticker
     assert out[1].bid_iv is not None and not math.isclose(out[1].bid_iv, 54.0)
