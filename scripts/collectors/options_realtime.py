@@ -304,8 +304,6 @@ class OptionsRealtimeCollector:
         gone = [forward_tickers.channel(n) for n in set(old.values()) - set(new.values())]
         added = [forward_tickers.channel(n) for n in set(new.values()) - set(old.values())]
         self._forward_options = new
-        self.router.forward_channels.difference_update(gone)
-        self.router.forward_channels.update(added)
         self.pool.remove_channels(gone)
         self.pool.add_channels(added)
         self.forwards.forget_expired(int(self.clock.now() * 1000))

@@ -5,10 +5,12 @@
   ticker).
 - `ticker.{option}.{interval}`: its `underlying_price` is the expiry's forward, handed to
   `forwards` (which completes the quote rows' `underlying_price`, `bid_iv`, `ask_iv` per
-  flush batch). A channel in `forward_channels` (the one ticker per expiry the collector
-  follows for that) makes no row: its option's quotes come from `quote.*`. Any other ticker
-  makes a `{cur}_option_quotes` row with Deribit's bid/ask/mark IV, mark and underlying price
-  (so a replay of recorded ticker frames lands rows too).
+  flush batch). An `agg2` ticker (the interval the collector follows one ticker per expiry
+  at, for the forward) makes no row: its option's quotes come from `quote.*`. Deciding by
+  the channel's name, not by the set of channels followed now, keeps frames still in flight
+  after a change of the followed option from becoming rows. Any other ticker makes a
+  `{cur}_option_quotes` row with Deribit's bid/ask/mark IV, mark and underlying price (so a
+  replay of recorded `raw`/`100ms` ticker frames lands rows too).
 - `markprice.options.{index}`: no row; updates the latest mark (IV in percent) per option.
 - `trades.option.{api_currency}.{interval}` (and `trades.{option}.{interval}`):
   `{cur}_option_trades` rows of this currency's options (SOL: the `SOL_USDC-` ones of
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scripts.collectors.forward_tickers import FORWARD_TICKER_INTERVAL
 from scripts.collectors.rejects import Rejects
 from scripts.collectors.trade_repair import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
@@ -44,6 +47,7 @@ from scripts.storage.writer import BatchWriter
 Handler = Callable[[str, Any, datetime], None]
 QUOTE_FIELD_COUNT = len(nquotes.QUOTE_FIELDS)
 OPTION_SUFFIXES = ("-C", "-P")  # option names end with the type; combos and futures do not
+FORWARD_TICKER_SUFFIX = "." + FORWARD_TICKER_INTERVAL  # tickers followed only for forwards
 
 
 class MessageRouter:
@@ -64,7 +68,6 @@ class MessageRouter:
     ) -> None:
         self.spec = spec
         self.forwards = forwards
-        self.forward_channels: set[str] = set()  # tickers followed only for the forward
         self.code = spec.code
         self.prefix = spec.instrument_prefix
         self.writer = writer
@@ -135,7 +138,7 @@ class MessageRouter:
             forward = parse_forward(data)
             if forward is not None and forward[0].startswith(self.prefix):
                 forwards.note(*forward)
-            if channel in self.forward_channels:
+            if channel.endswith(FORWARD_TICKER_SUFFIX):
                 self._check_fields("ticker", data, channel)
                 return
         row = nquotes.parse_ticker_quote(data, received_at=received_at)

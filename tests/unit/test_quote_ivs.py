@@ -243,7 +243,6 @@ def test_router_takes_forwards_from_tickers_and_makes_no_row_for_forward_channel
         forwards=fc,
     )
     forward_channel = forward_tickers.channel(NAME)
-    router.forward_channels.add(forward_channel)
     ticker = {
         "instrument_name": NAME, "timestamp": T0, "underlying_price": 101_000.0,
         "best_bid_price": 0.03, "best_bid_amount": 1.0, "best_ask_price": 0.032,
@@ -253,10 +252,14 @@ def test_router_takes_forwards_from_tickers_and_makes_no_row_for_forward_channel
     router.on_notification(forward_channel, ticker, RECV)
     assert writer.buffered_rows == 0
     assert fc.latest(round(EXPIRY.timestamp() * 1000)) == (T0, 101_000.0)
+    # An agg2 ticker of an option no longer followed (a frame in flight) makes no row either.
+    late = {**ticker, "instrument_name": "BTC-30JAN26-110000-C", "timestamp": T0 + 1}
+    router.on_notification("ticker.BTC-30JAN26-110000-C.agg2", late, RECV)
+    assert writer.buffered_rows == 0
     # Another currency's ticker on a shared channel gives no forward of ours.
     router.on_notification("ticker.ETH-30JAN26-3000-C.agg2", {**ticker, "instrument_name":
                            "ETH-30JAN26-3000-C", "timestamp": T0 + 5}, RECV)  # fmt: skip
-    assert fc.latest(round(EXPIRY.timestamp() * 1000)) == (T0, 101_000.0)
+    assert fc.latest(round(EXPIRY.timestamp() * 1000)) == (T0 + 1, 101_000.0)
     # Any other ticker of ours still makes a row, with Deribit's own IVs.
     other = {**ticker, "instrument_name": "BTC-30JAN26-90000-P", "timestamp": T0 + 1000}
     router.on_notification("ticker.BTC-30JAN26-90000-P.100ms", other, RECV)
