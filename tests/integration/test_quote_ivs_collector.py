@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ import pytest
 from scripts.collectors.realtime_service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.channels import parse_instrument_name
+from scripts.models import QuoteRow
+from scripts.normalize.quote_ivs import ForwardCurves
+from scripts.storage.migrate import apply_schema
+from scripts.storage.tables import OPTION_QUOTES
+from scripts.storage.writer import BatchWriter
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.pricing import MS_PER_YEAR, black76, black76_iv
 from tests.fake_deribit.server import FakeDeribit
@@ -138,3 +144,30 @@ async def test_quote_rows_carry_the_forward_and_bid_ask_ivs_of_the_fake_pricing(
             ivs += 1
     assert ivs >= 600
     await asyncio.sleep(0)
+
+
+async def test_a_failing_batch_transform_loses_no_row(database_url: str) -> None:
+    """The writer's batch hook: rows are enriched on their way to the database, and a
+    transform that raises (or changes the row count) lets them through unchanged."""
+    apply_schema(database_url, ["BTC"], schedule_policies=False)
+    writer = BatchWriter(database_url, collector_name="t", currency="BTC", version="t")
+    at = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    row = QuoteRow(
+        at, "BTC-30JAN26-100000-C", 0.05, 1.0, 0.052, 1.0, None, None, None, None, None, at
+    )
+    forwards = ForwardCurves(max_age_ms=10_000)
+    forwards.note(row.instrument_name, int(at.timestamp() * 1000) - 500, 101_000.0)
+
+    def broken(rows: list[tuple]) -> list[tuple]:
+        raise RuntimeError("a bug")
+
+    for transform in (broken, lambda rows: rows[:-1], forwards.enrich):
+        writer.set_batch_transform(OPTION_QUOTES, "BTC", transform)
+        writer.add(OPTION_QUOTES, "BTC", row)
+        assert await writer.flush()
+    await writer.drain(5)
+    stored = await query(
+        database_url,
+        "SELECT underlying_price, bid_iv IS NOT NULL FROM btc_option_quotes ORDER BY 1",
+    )
+    assert stored == [(101_000.0, True), (None, False), (None, False)]
