@@ -81,7 +81,7 @@ class ForwardCurves:
         self._strike: list[float] = []
         self._call: list[bool] = []
         self._linear: list[bool] = []
-        self._arrays: tuple[np.ndarray, ...] = ()
+        self._arrays: tuple[np.ndarray, ...] = ()  # set with the first option registered
         self.rows_enriched = 0  # rows given an underlying_price
         self.rows_stale = 0  # rows left NULL: no forward, or one older than max_age_ms
 
@@ -141,10 +141,12 @@ class ForwardCurves:
                 if name not in self._ids:
                     self._register(name)
             ids = np.fromiter(map(self._ids.__getitem__, names), np.intp, n)
+        known = ids >= 0
+        if not known.any():  # no option in the batch
+            return list(rows)
         expiry, strike, is_call, linear = self._arrays
         ts_s = np.fromiter(map(_timestamp, map(_TIMESTAMP, rows)), np.float64, n)
         ts_ms = ts_s * 1000.0
-        known = ids >= 0
         safe = np.where(known, ids, 0)
         exp_ms = np.where(known, expiry[safe], np.nan)
         fwd = np.full(n, np.nan)
@@ -187,7 +189,7 @@ class ForwardCurves:
         new_ask = _with_nulls(ivs[n:], got, list(map(_ASK_IV, rows)))
         new_und = _with_nulls(fwd, got, old_und)
         # Plain tuples in QuoteRow's field order: the writer copies (or spools) tuples, and
-        # skipping the named type's constructor saves a fifth of this function's time.
+        # skipping the named type's constructor saves about a tenth of this function's time.
         return [
             (*r[:6], b, a, r[8], r[9], u, r[11])
             for r, b, a, u in zip(rows, new_bid, new_ask, new_und, strict=True)

@@ -135,6 +135,8 @@ def test_rows_that_carry_their_own_forward_and_non_options_are_left_alone() -> N
     assert not fc.note("BTC-PERPETUAL", T0, 1.0)
     assert not fc.note("BTC-30JAN26", T0, 1.0)
     assert enriched(fc, []) == []
+    fresh = ForwardCurves(max_age_ms=10_000)  # a first batch with no option in it
+    assert enriched(fresh, [perpetual, garbage]) == [perpetual, garbage]
 
 
 def test_linear_options_are_priced_in_usdc() -> None:
