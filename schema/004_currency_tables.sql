@@ -110,6 +110,10 @@ BEGIN
     END IF;
 
     INSERT INTO chaintape_currencies (currency) VALUES (c) ON CONFLICT (currency) DO NOTHING;
+    -- Column units (020_column_comments.sql; absent while an older schema is being upgraded).
+    IF to_regprocedure('chaintape_comment_columns(text)') IS NOT NULL THEN
+        PERFORM chaintape_comment_columns(c);
+    END IF;
     PERFORM chaintape_currency_policies(c);
     PERFORM chaintape_rebuild_views();
 END

@@ -62,6 +62,8 @@ class Settings:
     ws_max_connections: int = 4
     instrument_reconcile_interval_s: float = 600.0
     trade_repair_max_age_s: float = 86400.0
+    # quotes' underlying_price and bid/ask IVs: an expiry's forward older than this is not used
+    quote_forward_max_age_s: float = 10.0
     # REST credits: this process's share of Deribit's 10,000 credits/s (500 per request)
     rest_requests_per_s: float = 5.0
     rest_burst: int = 20
@@ -368,6 +370,7 @@ def load_settings(
             "INSTRUMENT_RECONCILE_INTERVAL_S", 600.0, minimum=0.001
         ),
         trade_repair_max_age_s=r.number("TRADE_REPAIR_MAX_AGE_S", 86400.0, minimum=0.0),
+        quote_forward_max_age_s=r.number("QUOTE_FORWARD_MAX_AGE_S", 10.0, minimum=0.001),
         rest_requests_per_s=r.number("REST_REQUESTS_PER_S", 5.0, minimum=0.01),
         rest_burst=r.integer("REST_BURST", 20, minimum=1),
         flush_interval_ms=r.integer("FLUSH_INTERVAL_MS", 1000, minimum=1),

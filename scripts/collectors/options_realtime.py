@@ -7,8 +7,12 @@ Channels (WebSocket, unauthenticated, hence `100ms` and not `raw`) and what they
   with `mark_iv` and `mark_price` from the option's latest `markprice.options` point.
 - `markprice.options.{index}`, one for the chain -> the `mark_iv` (converted from a fraction
   to percent) and `mark_price` attached to the quote rows above.
-- `ticker.{option}.{interval}` (not subscribed; handled when present, e.g. in a replay) ->
-  `{cur}_option_quotes` with `bid_iv`, `ask_iv`, `mark_iv`, `mark_price`, `underlying_price`.
+- `ticker.{option}.agg2`, one per expiry (`forward_tickers.py`) -> no row: its
+  `underlying_price` (the expiry's forward) completes the quote rows' `underlying_price`,
+  `bid_iv` and `ask_iv` (Black-76, `normalize/quote_ivs.py`) once per flush batch, as the
+  writer takes the batch. Other `ticker.{option}.{interval}` frames (e.g. in a replay) ->
+  `{cur}_option_quotes` with Deribit's `bid_iv`, `ask_iv`, `mark_iv`, `mark_price`,
+  `underlying_price`.
 - `trades.option.{api_currency}.100ms` (SOL: `trades.option.USDC.100ms`, filtered on the
   `SOL_USDC-` prefix) -> `{cur}_option_trades`, repaired through REST after any loss.
 - `instrument.state.option.{api_currency}` and `instrument.creation.option.{api_currency}`
@@ -59,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.clock import Clock
+from scripts.collectors import forward_tickers
 from scripts.collectors.book_snapshots import BookSnapshotter
 from scripts.collectors.expiry import expired_names
 from scripts.collectors.instruments import OptionChain
@@ -73,6 +78,7 @@ from scripts.deribit.rest import DeribitRestClient
 from scripts.deribit.ws import DeribitWsClient, subscribe_limiter
 from scripts.deribit.ws_pool import DeribitWsPool
 from scripts.models import GapRow
+from scripts.normalize.quote_ivs import ForwardCurves
 from scripts.storage.tables import DATA_GAPS, OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
@@ -139,6 +145,9 @@ class OptionsRealtimeCollector:
             on_listed=self._listed,
             on_delisted=self._delisted,
         )
+        self.forwards = ForwardCurves(max_age_ms=round(s.quote_forward_max_age_s * 1000))
+        writer.set_batch_transform(OPTION_QUOTES, spec.code, self.forwards.enrich)
+        self._forward_options: dict[str, str] = {}  # expiry -> option whose ticker we follow
         self.router = MessageRouter(
             spec,
             writer=writer,
@@ -148,6 +157,7 @@ class OptionsRealtimeCollector:
             on_trades_lost=self._trades_lost,
             on_instrument_state=self.chain.on_state,
             on_instrument_created=self.chain.on_created,
+            forwards=self.forwards,
         )
         self.snapshotter = BookSnapshotter(
             spec,
@@ -337,6 +347,8 @@ class OptionsRealtimeCollector:
 
     # ---- channels -----------------------------------------------------------------------------
     def _listed(self, names: list[str]) -> None:
+        # Forward tickers first: when the sockets are full, one serves a whole expiry's IVs.
+        self._follow_forwards()
         self.pool.add_channels(ch.quote_channel(n) for n in names)
 
     def _delisted(self, names: list[str]) -> None:
@@ -345,6 +357,7 @@ class OptionsRealtimeCollector:
             self._refused_gap(channel)
         self.pool.remove_channels(channels)
         self._forget_expired()
+        self._follow_forwards()
 
     def _forget_expired(self) -> None:
         """Drops per-instrument state of options that expired (see `expiry.py`). Run at each
@@ -357,6 +370,19 @@ class OptionsRealtimeCollector:
             watch.forget(gone)
             router.forget(gone)
             chain.forget(gone)
+
+    def _follow_forwards(self) -> None:
+        """One forward ticker per expiry of the followed options (see forward_tickers.py)."""
+        old = self._forward_options
+        new = forward_tickers.choose(self.chain.live, old)
+        if new == old:
+            return
+        gone = [forward_tickers.channel(n) for n in set(old.values()) - set(new.values())]
+        added = [forward_tickers.channel(n) for n in set(new.values()) - set(old.values())]
+        self._forward_options = new
+        self.pool.remove_channels(gone)
+        self.pool.add_channels(added)
+        self.forwards.forget_expired(int(self.clock.now() * 1000))
 
     # ---- the run ------------------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -447,5 +473,10 @@ class OptionsRealtimeCollector:
                 "complete_through_ms": self.coverage.durable_ms,
             },
             "book_snapshots": self.snapshotter.snapshots,
+            "quote_forwards": {
+                "expiries": len(self._forward_options),
+                "rows_with_forward": self.forwards.rows_enriched,
+                "rows_without_fresh_forward": self.forwards.rows_stale,
+            },
         }
         self.writer.status.details.update(details)

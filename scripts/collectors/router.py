@@ -3,8 +3,14 @@
 - `quote.{option}`: a `{cur}_option_quotes` row per frame (every best bid/ask change);
   `mark_iv` and `mark_price` are the instrument's latest from `markprice.options` (or a
   ticker).
-- `ticker.{option}.{interval}`: a `{cur}_option_quotes` row with bid/ask/mark IV, mark and
-  underlying price (so a replay of recorded ticker frames lands rows too).
+- `ticker.{option}.{interval}`: its `underlying_price` is the expiry's forward, handed to
+  `forwards` (which completes the quote rows' `underlying_price`, `bid_iv`, `ask_iv` per
+  flush batch). An `agg2` ticker (the interval the collector follows one ticker per expiry
+  at, for the forward) makes no row: its option's quotes come from `quote.*`. Deciding by
+  the channel's name, not by the set of channels followed now, keeps frames still in flight
+  after a change of the followed option from becoming rows. Any other ticker makes a
+  `{cur}_option_quotes` row with Deribit's bid/ask/mark IV, mark and underlying price (so a
+  replay of recorded `raw`/`100ms` ticker frames lands rows too).
 - `markprice.options.{index}`: no row; updates the latest mark (IV in percent) per option.
 - `trades.option.{api_currency}.{interval}` (and `trades.{option}.{interval}`):
   `{cur}_option_trades` rows of this currency's options (SOL: the `SOL_USDC-` ones of
@@ -23,6 +29,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scripts.collectors.forward_tickers import FORWARD_TICKER_INTERVAL
 from scripts.collectors.rejects import Rejects
 from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
@@ -34,6 +41,7 @@ from scripts.normalize import tickers as ntickers
 from scripts.normalize import trades as ntrades
 from scripts.normalize.common import FAST_MS_LIMIT, MalformedMessage
 from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S, future_limit
+from scripts.normalize.quote_ivs import ForwardCurves, parse_forward
 from scripts.normalize.quotes import parse_quote
 from scripts.status_log import LagSamples
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
@@ -45,6 +53,7 @@ QUOTE_FIELD_COUNT = len(nquotes.QUOTE_FIELDS)
 # markprice.options comes about once a second, so ten seconds without one is a stalled feed.
 MARK_MAX_AGE_S = 10.0
 OPTION_SUFFIXES = ("-C", "-P")  # option names end with the type; combos and futures do not
+FORWARD_TICKER_SUFFIX = "." + FORWARD_TICKER_INTERVAL  # tickers followed only for forwards
 
 
 class MessageRouter:
@@ -61,8 +70,10 @@ class MessageRouter:
         on_trades_lost: Callable[[str], None] = lambda reason: None,
         on_instrument_state: Callable[[ninst.InstrumentState], None] = lambda s: None,
         on_instrument_created: Callable[[InstrumentRow], None] = lambda r: None,
+        forwards: ForwardCurves | None = None,
     ) -> None:
         self.spec = spec
+        self.forwards = forwards
         self.code = spec.code
         self.prefix = spec.instrument_prefix
         self.writer = writer
@@ -144,6 +155,14 @@ class MessageRouter:
             self._quote_rows += 1
 
     def _ticker(self, channel: str, data: Any, received_at: datetime) -> None:
+        forwards = self.forwards
+        if forwards is not None:
+            forward = parse_forward(data)
+            if forward is not None and forward[0].startswith(self.prefix):
+                forwards.note(*forward)
+            if channel.endswith(FORWARD_TICKER_SUFFIX):
+                self._check_fields("ticker", data, channel)
+                return
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
         ts_ms = int(row.timestamp.timestamp() * 1000)

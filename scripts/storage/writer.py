@@ -66,12 +66,13 @@ Batch = copy.Batch
 
 
 class _Buffer:
-    __slots__ = ("currency", "rows", "spec", "writer")
+    __slots__ = ("currency", "rows", "spec", "transform", "writer")
 
     def __init__(self, spec: TableSpec, currency: str | None, writer: BatchWriter) -> None:
         self.spec, self.currency = spec, currency
         self.rows: list[tuple] = []
         self.writer = writer
+        self.transform: Callable[[list[tuple]], list[tuple]] | None = None
 
     def add(self, row: tuple) -> None:
         """`BatchWriter.add` for this table, without finding the buffer again."""
@@ -152,6 +153,17 @@ class BatchWriter:
             buf = self._buffers[(spec.name_template, currency)] = _Buffer(spec, currency, self)
         return buf
 
+    def set_batch_transform(
+        self,
+        spec: TableSpec,
+        currency: str | None,
+        transform: Callable[[list[tuple]], list[tuple]] | None,
+    ) -> None:
+        """Runs `transform` on each batch of this table's rows as it leaves the buffer (to
+        the database or the spool): per-batch work (vectorized) kept off the per-row `add`.
+        It must return as many rows; if it raises, the rows go on unchanged."""
+        self._buffer(spec, currency).transform = transform
+
     def add_many(self, spec: TableSpec, currency: str | None, rows: Iterable[tuple]) -> None:
         for row in rows:
             self.add(spec, currency, row)
@@ -164,7 +176,7 @@ class BatchWriter:
     def _take_buffers(self) -> list[Batch]:
         self.max_buffered_seen = max(self.max_buffered_seen, self._buffered)
         batches: list[Batch] = [
-            (b.spec, b.currency, b.rows) for b in self._buffers.values() if b.rows
+            (b.spec, b.currency, self._transformed(b)) for b in self._buffers.values() if b.rows
         ]
         for b in self._buffers.values():
             b.rows = []
@@ -173,6 +185,19 @@ class BatchWriter:
             batches.insert(0, (DATA_GAPS, None, list(self._held_gaps)))
             self._held_gaps.clear()
         return batches
+
+    def _transformed(self, buf: _Buffer) -> list[tuple]:
+        if buf.transform is None:
+            return buf.rows
+        try:
+            rows = buf.transform(buf.rows)
+        except Exception:  # a bug in the transform must not lose the rows
+            log.exception("writer %s: batch transform failed", self.collector_name)
+            return buf.rows
+        if len(rows) != len(buf.rows):
+            log.error("writer %s: batch transform changed the row count", self.collector_name)
+            return buf.rows
+        return rows
 
     def report_waiting(self, reason: str | None) -> None:
         """State "waiting" for the database at start, with why, in the status file (None: go)."""

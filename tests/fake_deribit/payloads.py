@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.fake_deribit.books import top
 from tests.fake_deribit.instruments import DAY_MS, EXPIRY_HOUR_UTC, Instrument
-from tests.fake_deribit.pricing import HOUR_MS, MS_PER_YEAR, PriceModel
+from tests.fake_deribit.pricing import HOUR_MS, MS_PER_YEAR, PriceModel, black76_iv
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -131,6 +131,16 @@ def price_iv(inst: Instrument, p: tuple[float, ...], price: float) -> float:
     if vega_usd > 1e-9:
         iv += (price - p[PX_MARK]) * scale / vega_usd
     return round(min(500.0, max(1.0, iv)), 2)
+
+
+def quote_iv(inst: Instrument, p: tuple[float, ...], price: float, ms: int) -> float:
+    """A ticker's bid/ask IV (percent): the exact Black-76 IV of the price against the
+    ticker's `underlying_price` at the ticker's time, as Deribit's; 0.0 where none exists."""
+    forward = p[PX_UNDERLYING]
+    usd = price if inst.cur.linear else price * forward
+    years = (inst.expiry_ms - ms) / MS_PER_YEAR
+    sigma = black76_iv(usd, forward, inst.strike, years, inst.is_call)
+    return 0.0 if sigma is None else round(sigma * 100.0, 2)
 
 
 def usd_value(inst: Instrument, price: float, amount: float, index: float) -> float:
@@ -254,8 +264,8 @@ def ticker(model: PriceModel, inst: Instrument, ms: int) -> dict[str, Any]:
         out["underlying_index"] = inst.underlying
         out["interest_rate"] = 0.0
         out["mark_iv"] = round(p[PX_IV] * 100.0, 2)
-        out["bid_iv"] = price_iv(inst, p, bid_p) if bid_a else 0.0
-        out["ask_iv"] = price_iv(inst, p, ask_p) if ask_a else 0.0
+        out["bid_iv"] = quote_iv(inst, p, bid_p, ms) if bid_a else 0.0
+        out["ask_iv"] = quote_iv(inst, p, ask_p, ms) if ask_a else 0.0
         out["greeks"] = greeks(p)
     elif inst.is_perp:
         hour = ms - ms % HOUR_MS

@@ -158,6 +158,26 @@ def black76(
     return max(value, 0.0), delta, gamma, vega, theta, rho
 
 
+def black76_iv(
+    price_usd: float, forward: float, strike: float, years: float, is_call: bool
+) -> float | None:
+    """The sigma at which `black76` gives `price_usd` (bisection, scalar; independent of the
+    collector's vectorized solver); None when no sigma in (0.0001, 20] does."""
+    intrinsic = max(0.0, forward - strike) if is_call else max(0.0, strike - forward)
+    if years <= 0 or price_usd <= intrinsic or price_usd >= (forward if is_call else strike):
+        return None
+    lo, hi = 1e-4, 20.0
+    if black76(forward, strike, years, hi, is_call)[0] < price_usd:
+        return None
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if black76(forward, strike, years, mid, is_call)[0] < price_usd:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 def decimals_of(step: float) -> int:
     """Digits after the point needed to write multiples of `step` exactly."""
     text = f"{step:.10f}".rstrip("0")

@@ -237,8 +237,10 @@ async def test_three_collectors_stay_within_their_sockets_and_the_per_ip_limit(
             await watcher
     for run in runs:
         pool = run.collector.pool
-        # 36 options + 4 fixed channels over sockets of 12: three sockets, four left out.
-        assert len(pool.clients) == 3 and len(pool.unassigned) == 4
+        # 36 options + 4 fixed channels + 3 forward tickers (one per expiry) over sockets of
+        # 12: three sockets, seven quote channels left out (forward tickers go first).
+        assert len(pool.clients) == 3 and len(pool.unassigned) == 7
+        assert all(c.startswith("quote.") for c in pool.unassigned)
         assert pool.stats().reconnects >= 2
     assert per_collector.pop("all") <= 9
     assert per_collector == {f"chaintape-ws-{c}": 3 for c in ("btc", "eth", "sol")}
