@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from scripts.models import GapRow
+from scripts.models import GapRow, RejectedMessageRow
 from scripts.storage import status
 from scripts.storage.copy import Batch
 from scripts.storage.spool import Spool, SpoolBatch, split_rows
@@ -84,3 +84,20 @@ class LossAccounting:
                 reason,
                 self.status.rows_dropped,
             )
+
+
+def rejected_row(
+    collector_name: str,
+    writer_status: status.WriterStatus,
+    spec: TableSpec,
+    currency: str | None,
+    row: tuple,
+    exc: Exception,
+) -> RejectedMessageRow:
+    """The `rejected_messages` row that replaces a row the database refused (counted)."""
+    reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
+    log.error("writer %s: %s", collector_name, reason)
+    writer_status.note_rejected()
+    return RejectedMessageRow(
+        datetime.now(UTC), collector_name, spec.table_name(currency), reason, repr(row)[:8192]
+    )

@@ -10,19 +10,19 @@ resumes after the last committed part and never writes a row twice:
 - Frames spooled after a COMMIT whose outcome was unknown carry that transaction's batch id.
   Before writing them the id is claimed in `writer_batches` (the claim waits for a transaction
   still holding it); when the original transaction committed, the frames are skipped.
-- `should_stop()` is asked before every transaction: on a stop request the rest stays spooled
-  for the next start (SIGTERM must not wait for a large spool to empty).
+- `writer.stop_requested` is asked before every transaction: on a stop request the rest stays
+  spooled for the next start (SIGTERM must not wait for a large spool to empty).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 
 from scripts.storage import copy
 from scripts.storage.spool import Spool, SpoolBatch
@@ -34,6 +34,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SPEC_BY_TEMPLATE = {s.name_template: s for s in ALL_TABLES}
+# Errors after which the database, not the batch, is the problem: spool and retry later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection lost, server shut down, PoolTimeout
+    errors.UndefinedTable,
+    errors.UndefinedColumn,
+    errors.InvalidSchemaName,
+    errors.InsufficientPrivilege,
+    TimeoutError,
+    OSError,
+)
 # What the database refuses about a row (as opposed to being unavailable: TRANSIENT_ERRORS).
 REFUSED_ERRORS = (psycopg.Error, TypeError, ValueError, OverflowError)
 Offset = tuple[int, int]  # (last whole frame's seq, rows done of the next frame)
@@ -43,23 +53,17 @@ Frame = tuple[int, int, SpoolBatch]  # (seq, rows of it already in, batch)
 class SpoolReplayer:
     """Replays one writer's spool through that writer's transactions."""
 
-    def __init__(
-        self,
-        writer: BatchWriter,
-        spool: Spool,
-        *,
-        group_rows: int,
-        should_stop: Callable[[], bool],
-        transient: tuple[type[BaseException], ...],
-    ) -> None:
+    def __init__(self, writer: BatchWriter, spool: Spool, group_rows: int) -> None:
         self.writer = writer
         self.spool = spool
         self.group_rows = group_rows
-        self.should_stop = should_stop
-        self.transient = transient
+        self.transient = TRANSIENT_ERRORS
         self.rows_replayed = 0
         self.rows_skipped_committed = 0  # rows of an unknown COMMIT that had in fact committed
         self._committed_ids: dict[int, bool] = {}
+
+    def should_stop(self) -> bool:
+        return self.writer.stop_requested
 
     async def replay(self, limit_s: float) -> bool:
         """Replays sealed segments in order; False when a stop request cut it short."""

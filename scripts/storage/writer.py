@@ -11,15 +11,12 @@ Policies:
   rows go to the spool, every later round spools too, and the database is retried with capped
   jittered backoff. Once it answers, the spool is replayed in order, exactly once, before any
   new rows.
-- Spool full or absent: the refused rows' window goes to `data_gaps` (scope "spool_full"),
-  rows are counted in `rows_dropped` and logged; gap rows themselves stay in memory until the
-  database takes them. `on_rows_lost(row)` hears of each (new or extended): a collector with
-  a repair path (trades: REST) re-reads the window and writes that row again, repaired.
+- Spool full, absent or failing: rows go to `rows_dropped` + `data_gaps` + `on_rows_lost`
+  (a repair path re-reads the window); see `losses`.
 - A row the database refuses (bad value): the batch is bisected down to that row, which is
   kept in `rejected_messages`; the rest is written.
 - `drain`: buffered rows go to the database, or to the spool when the database cannot take
   them before the deadline; then state 'stopped'.
-
 - COMMIT outcome unknown (connection lost, or the wait timing out during a slow commit): every
   transaction inserts its batch id into `writer_batches` first; the rows are spooled with that
   id, and replay looks it up before writing them (see `replay`), so nothing is written twice.
@@ -39,39 +36,24 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.models import GapRow, RejectedMessageRow
-from scripts.storage import copy, status
-from scripts.storage.losses import LossAccounting
+from scripts.storage import copy, housekeeping, status
+from scripts.storage.losses import LossAccounting, rejected_row
 from scripts.storage.pool import RetrySchedule, open_pool
-from scripts.storage.replay import SpoolReplayer
+from scripts.storage.replay import REFUSED_ERRORS, TRANSIENT_ERRORS, SpoolReplayer
 from scripts.storage.spool import Spool
 from scripts.storage.tables import DATA_GAPS, REJECTED_MESSAGES, TableSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Errors after which the database, not the batch, is the problem: spool and retry later.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # connection lost, server shut down, PoolTimeout
-    errors.UndefinedTable,
-    errors.UndefinedColumn,
-    errors.InvalidSchemaName,
-    errors.InsufficientPrivilege,
-    TimeoutError,
-    OSError,
-)
 CONNECT_WAIT_S = 5.0  # how long a flush waits for a connection before spooling
-HOUSEKEEPING_INTERVAL_S = 600.0
-BATCH_ID_KEEP = "1 day"  # writer_batches rows older than this are pruned (spool empty)
-REJECTED_KEEP_DAYS = 30  # rejected_messages retention
 Batch = copy.Batch
 Unwritten = list[tuple[list[Batch], int]]  # parts not known to be committed, with batch ids
 
@@ -145,17 +127,7 @@ class BatchWriter:
         self._held_gaps = self.losses.held_gaps
         self._open_losses = self.losses.open_losses
         self._stop: asyncio.Event | None = None
-        self.replayer = (
-            SpoolReplayer(
-                self,
-                spool,
-                group_rows=flush_max_rows * 4,
-                should_stop=lambda: self._stop is not None and self._stop.is_set(),
-                transient=TRANSIENT_ERRORS,
-            )
-            if spool is not None
-            else None
-        )
+        self.replayer = SpoolReplayer(self, spool, flush_max_rows * 4) if spool else None
         self._next_housekeeping = 0.0
         self._wake = asyncio.Event()
         self._closed = False
@@ -165,6 +137,10 @@ class BatchWriter:
         self._prev_file = status.read_status_file_or_none(status_file)
 
     # ---- intake (synchronous, O(1)) -------------------------------------------------------
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
     @property
     def buffered_rows(self) -> int:
         return self._buffered
@@ -376,12 +352,10 @@ class BatchWriter:
             batch_id = secrets.randbits(63) or 1
             try:
                 await self.write_txn(part, limit_s, batch_id=batch_id)
-            except TRANSIENT_ERRORS:
-                unwritten[:] = [(part, batch_id), *((p, 0) for p in reversed(stack))]
-                raise
-            except (psycopg.Error, TypeError, ValueError, OverflowError) as exc:
-                stack.extend(reversed(self._split(part, exc)))
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, REFUSED_ERRORS) and not isinstance(exc, TRANSIENT_ERRORS):
+                    stack.extend(reversed(self._split(part, exc)))
+                    continue
                 unwritten[:] = [(part, batch_id), *((p, 0) for p in reversed(stack))]
                 raise
 
@@ -422,13 +396,7 @@ class BatchWriter:
         self, spec: TableSpec, currency: str | None, row: tuple, exc: Exception
     ) -> RejectedMessageRow:
         """The `rejected_messages` row that replaces a row the database refused (counted)."""
-        reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
-        log.error("writer %s: %s", self.collector_name, reason)
-        self.status.note_rejected()
-        now = datetime.now(UTC)
-        return RejectedMessageRow(
-            now, self.collector_name, spec.table_name(currency), reason, repr(row)[:8192]
-        )
+        return rejected_row(self.collector_name, self.status, spec, currency, row, exc)
 
     async def _write(
         self,
@@ -463,32 +431,16 @@ class BatchWriter:
         await status.upsert_status(conn, self.status)
 
     async def _housekeeping(self, limit_s: float) -> None:
-        """Now and then: prune resolved batch ids (only with an empty spool: spooled rows may
-        still need theirs) and `rejected_messages` past its retention."""
         now = time.monotonic()
         if now < self._next_housekeeping:
             return
-        self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_S
-        spool_empty = self.spool is None or self.spool.is_empty
-        name = self.collector_name
-
-        async def prune(conn: AsyncConnection[Any]) -> None:
-            if spool_empty:
-                await conn.execute(
-                    "DELETE FROM writer_batches WHERE collector_name = %s "
-                    "AND created_at < now() - %s::interval",
-                    (name, BATCH_ID_KEEP),
-                )
-            await conn.execute(
-                "DELETE FROM rejected_messages "
-                "WHERE received_at < now() - make_interval(days => %s)",
-                (REJECTED_KEEP_DAYS,),
-            )
-
+        self._next_housekeeping = now + housekeeping.HOUSEKEEPING_INTERVAL_S
+        empty = self.spool is None or self.spool.is_empty
+        body = functools.partial(housekeeping.prune, collector_name=self.collector_name)
         try:
-            await self.in_txn(prune, limit_s)
+            await self.in_txn(lambda c: body(c, spool_empty=empty), limit_s)
         except TRANSIENT_ERRORS as exc:  # housekeeping waits for the next time
-            log.warning("writer %s: housekeeping failed: %r", name, exc)
+            log.warning("writer %s: housekeeping failed: %r", self.collector_name, exc)
 
     # ---- spool and status ---------------------------------------------------------------------
     def _spool_batches(self, batches: list[Batch], why: str) -> None:
