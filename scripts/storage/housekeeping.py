@@ -2,7 +2,7 @@
 
 Batch ids (`writer_batches`) are needed only while rows of an unknown COMMIT may still be
 spooled, so they are pruned only when the writer's spool is empty. `rejected_messages` keeps
-`REJECTED_KEEP_DAYS` of bad input for inspection; older rows go.
+`REJECTED_KEEP_DAYS` of bad input (before its newest row) for inspection; older rows go.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ async def prune(conn: AsyncConnection[Any], collector_name: str, *, spool_empty:
             "AND created_at < now() - %s::interval",
             (collector_name, BATCH_ID_KEEP),
         )
+    # Relative to the newest row, not now(): a simulated clock (tests, replays) stamps rows
+    # in the past, and a wrong host clock must not empty the table.
     await conn.execute(
-        "DELETE FROM rejected_messages WHERE received_at < now() - make_interval(days => %s)",
+        "DELETE FROM rejected_messages WHERE received_at < "
+        "(SELECT max(received_at) FROM rejected_messages) - make_interval(days => %s)",
         (REJECTED_KEEP_DAYS,),
     )
