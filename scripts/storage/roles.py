@@ -1,7 +1,8 @@
 """The read-only database role for Grafana: password rules and the grants.
 
 The role can connect, read every table and view in the public schema (now and later, through
-default privileges) and write nothing. Its password comes from GRAFANA_DB_PASSWORD; placeholders
+default privileges) and write nothing. Its password is sent as a SCRAM-SHA-256 verifier
+computed client-side, never as text. Its password comes from GRAFANA_DB_PASSWORD; placeholders
 and short passwords are refused before anything touches the database.
 """
 
@@ -38,6 +39,12 @@ def check_role(user: str, password: str) -> None:
         )
 
 
+def scram_verifier(conn: psycopg.Connection, user: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of `password`, computed here with a fresh random salt."""
+    raw = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256")
+    return raw.decode("ascii")
+
+
 def ensure_readonly_role(conn: psycopg.Connection, user: str, password: str) -> None:
     """Creates or updates the role `user` and grants it read access to this database.
 
@@ -54,8 +61,11 @@ def ensure_readonly_role(conn: psycopg.Connection, user: str, password: str) -> 
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             pass  # created by a migration of another database in the same moment
     attrs = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+    # Only the SCRAM verifier travels: the password never reaches the server's logs or
+    # pg_stat_statements (libpq's PQencryptPasswordConn, as psql's \password does).
+    verifier = scram_verifier(conn, user, password)
     conn.execute(
-        sql.SQL("ALTER ROLE {} WITH " + attrs + " PASSWORD {}").format(role, sql.Literal(password))
+        sql.SQL("ALTER ROLE {} WITH " + attrs + " PASSWORD {}").format(role, sql.Literal(verifier))
     )
     # A second lock on writes: even a grant added by hand later cannot make a session write
     # unless it turns this off on purpose.

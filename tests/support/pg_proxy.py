@@ -24,6 +24,7 @@ class CommitCutter:
         self.cut = 0
         self.commits_seen = 0
         self.port = 0
+        self.sent = bytearray()  # every byte clients sent to the server
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -65,6 +66,7 @@ class CommitCutter:
 
         async def to_server() -> None:
             while data := await reader.read(65536):
+                self.sent += data
                 if COMMIT_QUERY in data:
                     self.commits_seen += 1
                     if self.armed > 0:
