@@ -25,7 +25,7 @@ GRANT UPDATE ON options_ohlcv, perpetuals_ohlcv, futures_ohlcv, instruments, dat
 -- spool offsets of replayed segments, resolved batch ids, rejected_messages past retention
 GRANT DELETE ON collector_status, spool_offsets, writer_batches, rejected_messages TO :"writer";
 -- the schema's own bookkeeping is the owner's
-REVOKE INSERT ON schema_migrations, chaintape_settings, chaintape_currencies FROM :"writer";
+REVOKE INSERT ON schema_migrations, chaintape_settings FROM :"writer";
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO :"writer";
 -- tables of currencies added later by the owner (quotes, trades, books: append-only)
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO :"writer";
