@@ -111,7 +111,6 @@ class BatchWriter:
         self.status_file = status_file
         self.db_timeout_s = db_timeout_s
         self.on_previous_run = on_previous_run
-        self.on_rows_lost = on_rows_lost
         self.status = status.WriterStatus(collector_name, currency, version)
         self.previous_run: status.PreviousRun | None = None
         self.max_buffered_seen = 0
@@ -137,6 +136,15 @@ class BatchWriter:
         self._prev_file = status.read_status_file_or_none(status_file)
 
     # ---- intake (synchronous, O(1)) -------------------------------------------------------
+    @property
+    def on_rows_lost(self) -> Callable[[GapRow], None] | None:
+        """Hears of every loss window (a collector may set it after construction)."""
+        return self.losses.on_rows_lost
+
+    @on_rows_lost.setter
+    def on_rows_lost(self, hook: Callable[[GapRow], None] | None) -> None:
+        self.losses.on_rows_lost = hook
+
     @property
     def stop_requested(self) -> bool:
         return self._stop is not None and self._stop.is_set()
