@@ -74,6 +74,7 @@ async def run_realtime(
         s, writer=writer, rest=rest, clock=clock, client_version=__version__
     )
     writer.on_rows_lost = collector.on_rows_lost
+    rest.on_malformed = collector.rejects.rest_reply
     if collector_ready is not None:
         collector_ready.set_result(collector)
 

@@ -93,6 +93,13 @@ class Rejects:
             text = repr(data)
         self._keep(channel, reason, text, received_at)
 
+    def rest_reply(
+        self, method: str, params: dict[str, Any], reason: str, raw: Any, received_at: datetime
+    ) -> None:
+        """A REST reply that was not the shape of its method (`DeribitRestClient.on_malformed`)."""
+        data = {"params": params, "result": raw}
+        self.rejected(f"public/{method}", f"malformed reply: {reason}", data, received_at)
+
     def unknown(self, kind: str, fields: Iterable[str], channel: str) -> None:
         """Fields of a `kind` of message that the parser does not know (the row is kept)."""
         self.unknown_field_messages += 1
