@@ -303,6 +303,7 @@ class OptionsRealtimeCollector:
         self.coverage.begin(self.repair_from_ms, reason)
         self._not_running_since = newest_quote
         names = await self.chain.load()
+        await self.router.repeats.load(s.database_url, self.quotes_table, names)
         self.pool.add_channels(self.fixed_channels)
         self._listed(names)
         self.prepared = True

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scripts.collectors.quote_repeats import QuoteRepeats
 from scripts.collectors.rejects import Rejects
 from scripts.collectors.trade_repair import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
@@ -69,6 +70,7 @@ class MessageRouter:
         self.marks: dict[
             str, tuple[float | None, float | None]
         ] = {}  # name -> (mark_iv, mark_price)
+        self.repeats = QuoteRepeats()  # a (re)subscribe re-sends the current quote
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
@@ -117,7 +119,7 @@ class MessageRouter:
         row = parse_quote(data, received_at=received_at, marks=self.marks)
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
-        if self._is_ours(row[1], channel, data, received_at):
+        if self._is_ours(row[1], channel, data, received_at) and not self.repeats.seen(row):
             self._add_quote_row(row)
             self._quote_rows += 1
 
@@ -125,7 +127,9 @@ class MessageRouter:
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
         self.marks[row.instrument_name] = (row.mark_iv, row.mark_price)
-        if self._is_ours(row.instrument_name, channel, data, received_at):
+        if self._is_ours(row.instrument_name, channel, data, received_at) and not (
+            self.repeats.seen(row)
+        ):
             self._add_quote_row(row)
             self._quote_rows += 1
 
