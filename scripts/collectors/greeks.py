@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime
 
 from scripts.clock import Clock
+from scripts.collectors.rejects import Rejects
 from scripts.collectors.rest_catalog import RestCatalog, RowSink, now_utc
 from scripts.collectors.schedule import sleep_until
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
@@ -44,6 +45,7 @@ class GreeksPoller:
         *,
         interval_s: float,
         spread_fraction: float = 0.5,
+        rejects: Rejects | None = None,
     ) -> None:
         self.rest = rest
         self.sink = sink
@@ -55,6 +57,7 @@ class GreeksPoller:
         self.rows_written = 0
         self.missing = 0  # options that vanished (expired) between listing and call
         self.rejected = 0
+        self.rejects = rejects  # where a malformed ticker is kept (rejected_messages)
         self._once = OncePerKey(log)
 
     async def poll(self, deadline: float) -> None:
@@ -83,6 +86,7 @@ class GreeksPoller:
         log.info("greeks: %d option(s) read, %d row(s) so far", len(work), self.rows_written)
 
     async def _option(self, code: str, name: str) -> None:
+        ticker = None
         try:
             ticker = await self.rest.ticker(name)
             row = parse_ticker_greeks(ticker, received_at=now_utc(self.clock), currency=code)
@@ -92,7 +96,10 @@ class GreeksPoller:
             return
         except MalformedMessage as exc:
             self.rejected += 1
-            self._once.warning(f"ticker-bad:{exc}", "greeks: bad ticker for %s: %s", name, exc)
+            if self.rejects is not None:  # counted, logged once per kind and kept
+                self.rejects.rejected("public/ticker", exc.reason, ticker, now_utc(self.clock))
+            else:
+                self._once.warning("ticker-bad", "greeks: bad ticker for %s: %s", name, exc)
             return
         # Keyed by the interval it was read for: a second read in it (after a restart) is the
         # same (instrument_name, timestamp) and the database keeps the first.

@@ -114,6 +114,7 @@ class OptionsRealtimeCollector:
             watch=self.watch,
             max_age_s=s.trade_repair_max_age_s,
         )
+        self.repairer.rejects = self.rejects
         self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
         self.coverage = TradeCoverage(
             clock=clock, watch=self.watch, repairer=self.repairer, mark_path=self.mark_path

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from scripts.clock import Clock
+from scripts.collectors.rejects import Rejects
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
@@ -148,6 +149,7 @@ class TradeRepairer:
         self.rest = rest
         self.writer = writer
         self.clock = clock
+        self.rejects: Rejects | None = None  # where refused repaired trades are kept
         self.watch = watch
         self.max_age_s = max_age_s
         self.settle_s = settle_s
@@ -265,8 +267,9 @@ class TradeRepairer:
                     sorting="asc",
                 )
                 self.rest_pages += 1
-                trades = result.get("trades") or []
-                recovered += self._write_fresh(trades, seen)
+                raw = result.get("trades") or []
+                recovered += self._write_fresh(raw, seen)  # refuses bad elements one by one
+                trades = _dicts(raw)
                 if not result.get("has_more") or not trades:
                     break
                 last_ms = max(int(t.get("timestamp", start)) for t in trades)
@@ -312,8 +315,9 @@ class TradeRepairer:
             )
             self.rest_pages += 1
             self.id_pages += 1
-            page = result.get("trades") or []
-            fresh = self._write_fresh(page, seen)
+            raw: Any = (result.get("trades") or []) if isinstance(result, dict) else None
+            fresh = self._write_fresh(raw, seen)
+            page = _dicts(raw)
             recovered += fresh
             if not result.get("has_more") or not page:
                 return recovered
@@ -343,9 +347,10 @@ class TradeRepairer:
                     sorting="asc",
                 )
                 self.rest_pages += 1
-                trades = result.get("trades") or []
-                recovered += self._write(self._rows(trades))
-                seqs = [t.get("trade_seq") for t in trades if isinstance(t.get("trade_seq"), int)]
+                raw = result.get("trades") or []
+                recovered += self._write(self._rows(raw))
+                trades = _dicts(raw)
+                seqs = [t["trade_seq"] for t in trades if isinstance(t.get("trade_seq"), int)]
                 if not result.get("has_more") or not seqs:
                     break
                 start_seq = max(seqs) + 1
@@ -372,7 +377,10 @@ class TradeRepairer:
         received_at = datetime.fromtimestamp(self.clock.now(), UTC)
         rows, errors = parse_trades_tolerant(trades, received_at=received_at)
         for err in errors:
-            log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
+            if self.rejects is not None:  # counted, logged once per kind, kept
+                self.rejects.rejected(REPAIR_SOURCE, err.reason, trades, received_at)
+            else:
+                log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
         prefix = self.spec.instrument_prefix
         return [r for r in rows if r.instrument_name.startswith(prefix)]
 
@@ -417,6 +425,14 @@ def _merge(windows: list[Window]) -> list[Window]:
         else:
             out.append(w)
     return out
+
+
+REPAIR_SOURCE = "public/get_last_trades_by_currency_and_time"
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The elements of a trades page that can be paged on (bad ones were refused already)."""
+    return [t for t in items if isinstance(t, dict)] if isinstance(items, list) else []
 
 
 async def newest_timestamp(database_url: str, table: str) -> datetime | None:

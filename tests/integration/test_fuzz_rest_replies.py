@@ -12,6 +12,7 @@ again), but no exception may come from anything but a counted, kept rejection.
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,27 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import SimClock
+from scripts.collectors.realtime_service import apply_settings_schema
 from scripts.collectors.rejects import Rejects
 from scripts.collectors.rest_realtime import RealtimeRest
 from scripts.collectors.rest_service import ServiceParts
+from scripts.config import load_settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError, MalformedReply
 from scripts.storage.writer import BatchWriter
+from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
 from tests.integration.rest_support import fake_settings, fetch, make_schema
+from tests.integration.test_realtime_collector import (
+    SPEED,
+    collector_env,
+    fake_hour,  # noqa: F401 (fixture)
+    hour_market,
+    query,
+)
+from tests.integration.test_realtime_faults import wait_connected
+from tests.support.collector_proc import spawn_collector
 
 ROUNDS = 25
 
@@ -173,3 +186,49 @@ async def test_rest_collector_polls_survive_malformed_replies_and_recover(
     assert broken > 0 and rejects.total > 0
     assert kept == rejects.total, "every rejection is kept in rejected_messages"
     assert greeks_after >= greeks_before
+
+
+async def test_realtime_collector_survives_malformed_rest_replies_during_repairs(
+    database_url: str,
+    tmp_path: Path,
+    fake_hour: Any,  # noqa: F811
+) -> None:
+    """The real-time collector's REST calls (trade repair after each drop, order book
+    snapshots, instruments) under malformed replies: it keeps running, exits 0 on SIGTERM, and
+    every refused reply is counted and kept."""
+    faults = Faults(seed=8)
+    fake = await fake_hour(hour_market(listing_every_s=1200.0), faults)
+    env = collector_env(
+        fake,
+        database_url,
+        tmp_path / "spool",
+        DATA_WATCHDOG_S="1",
+        ORDERBOOK_SNAPSHOT_INTERVAL_S="30",
+    )
+    await apply_settings_schema(load_settings(env))
+    log = tmp_path / "collector.log"
+    step_s = 600 / SPEED
+    proc = spawn_collector(env, log)
+    try:
+        await wait_connected(fake, 0)
+        faults.rest_malformed_rate = 0.4
+        faults.drop_every_s = 60 / SPEED  # a repair after every drop, through broken replies
+        await asyncio.sleep(step_s)
+        faults.drop_every_s = None
+        faults.rest_malformed_rate = 0.0
+        await asyncio.sleep(step_s / 2)
+        assert proc.poll() is None, "the collector died"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    kept = await query(
+        database_url, "SELECT count(*) FROM rejected_messages WHERE channel LIKE 'public/%%'"
+    )
+    sent = dict(fake.stats.rest_malformed_sent)
+    print(f"\nmalformed REST replies sent: {sent}; kept: {kept[0][0]}")
+    assert sum(sent.values()) > 0 and kept[0][0] > 0
+    assert "Traceback" not in text, text[text.find("Traceback") - 2000 :][:4000]
