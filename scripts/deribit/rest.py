@@ -196,7 +196,8 @@ class DeribitRestClient:
             raise DeribitRestError(method, query, None, f"unexpected HTTP {status} reply: {text!r}")
         if not isinstance(reply, dict) or "result" not in reply:
             raw = body[:8192].decode("utf-8", "replace")
-            raise self._malformed(method, query, "reply is not a JSON-RPC result", raw)
+            reason = f"unexpected HTTP {status} reply: {raw[:200]!r}"
+            raise self._malformed(method, query, reason, raw)
         return reply
 
     def _malformed(
