@@ -16,11 +16,17 @@ SELECT format('CREATE ROLE %I LOGIN', :'writer')
 ALTER ROLE :"writer" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'password';
 SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', current_database(), :'writer') \gexec
 GRANT USAGE ON SCHEMA public TO :"writer";
-GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO :"writer";
-GRANT DELETE ON collector_status, spool_offsets TO :"writer";
+-- Least privilege: read everything (cursors, coverage, the start-up schema check), append rows,
+-- and update only the tables the writer upserts. Raw quotes, trades, books, greeks, funding and
+-- index prices are append-only for it: it can add a row, never change or delete one.
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO :"writer";
+GRANT UPDATE ON options_ohlcv, perpetuals_ohlcv, futures_ohlcv, instruments, data_gaps,
+                collector_status, spool_offsets TO :"writer";
+-- spool offsets of replayed segments, resolved batch ids, rejected_messages past retention
+GRANT DELETE ON collector_status, spool_offsets, writer_batches, rejected_messages TO :"writer";
 -- the schema's own bookkeeping is the owner's
-REVOKE INSERT, UPDATE ON schema_migrations, chaintape_settings FROM :"writer";
+REVOKE INSERT ON schema_migrations, chaintape_settings FROM :"writer";
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO :"writer";
--- tables of currencies added later by the owner
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE ON TABLES TO :"writer";
+-- tables of currencies added later by the owner (quotes, trades, books: append-only)
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO :"writer";
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE ON SEQUENCES TO :"writer";

@@ -31,6 +31,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The image declares this directory a volume; outside it, the spool sits in the project root.
 SYSTEM_SPOOL_DIR = Path("/var/lib/chaintape/spool")
 SPOOL_DIR_DEFAULT_TEXT = f"{SYSTEM_SPOOL_DIR} when it exists and is writable, else <project>/spool"
+MIN_GRAFANA_PASSWORD_LENGTH = 12
+# Compression runs after 2 days and the hourly trade bars refresh the last 3 days.
+MIN_RETENTION_DAYS = 7
 
 T = TypeVar("T")
 
@@ -264,7 +267,15 @@ def _currencies(reader: _Reader, need: str) -> tuple[CurrencySpec, ...]:
             reader.problems.append(f"CURRENCY is not set: one of {known}")
         return ()
     specs: list[CurrencySpec] = []
-    for code in (c for c in raw.split(",") if c.strip()):
+    names = [c for c in raw.split(",") if c.strip()]
+    if source == "CURRENCY" and len(names) > 1:
+        # A per-currency collector would record only the first: refuse rather than guess.
+        reader.problems.append(
+            f"CURRENCY={raw!r} names {len(names)} currencies: it takes one currency; "
+            "list several in CURRENCIES (collect_realtime, migrate) or run one collector each"
+        )
+        return ()
+    for code in names:
         try:
             spec = currency_spec(code)
         except KeyError as exc:
@@ -346,6 +357,7 @@ def load_settings(
     grafana_password = r.raw("GRAFANA_DB_PASSWORD")
     if grafana_password:
         secrets.append(grafana_password)
+        _check_grafana_password(r, grafana_password)
     defaults = Settings(database_url="", currencies=())
     settings = Settings(
         database_url=database_url,
@@ -390,7 +402,7 @@ def load_settings(
             "GRAFANA_DB_USER", "grafana_reader", _identifier, "must be a lower-case SQL identifier"
         ),
         grafana_db_password=grafana_password,
-        retention_days=r.integer("RETENTION_DAYS", 0),
+        retention_days=_retention_days(r),
         stale_after_s=r.number("STALE_AFTER_S", 900.0, minimum=1.0),
         backup_dir=r.raw("BACKUP_DIR") or "./backups",
         backup_schedule=r.parse(
@@ -458,6 +470,33 @@ def _fleet_shares(r: _Reader, settings: Settings, role: str) -> Settings:
     if role == "ws" and r.raw("WS_MAX_CONNECTIONS") is None:
         changes["ws_max_connections"] = fleet.ws_connections_share(n)
     return replace(settings, **changes)
+def _retention_days(reader: _Reader) -> int:
+    def convert(text: str) -> int:
+        value = int(text)
+        if value < 0 or 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError
+        return value
+
+    rule = (
+        f"use 0 (keep everything) or at least {MIN_RETENTION_DAYS} days (chunks are compressed "
+        "after 2 days and the hourly trade bars refresh the last 3 days)"
+    )
+    return reader.parse("RETENTION_DAYS", 0, convert, rule)
+
+
+def _check_grafana_password(reader: _Reader, password: str) -> None:
+    """The read-only role's password: no placeholder, long enough (the value is never echoed)."""
+    advice = "e.g. from `openssl rand -base64 18`"
+    if password.strip().lower() in PLACEHOLDER_PASSWORDS:
+        reader.problems.append(
+            "GRAFANA_DB_PASSWORD is a placeholder (e.g. 'changeme'): set a real password of at "
+            f"least {MIN_GRAFANA_PASSWORD_LENGTH} characters, {advice}"
+        )
+    elif len(password) < MIN_GRAFANA_PASSWORD_LENGTH:
+        reader.problems.append(
+            f"GRAFANA_DB_PASSWORD is {len(password)} characters long: use at least "
+            f"{MIN_GRAFANA_PASSWORD_LENGTH}, {advice}"
+        )
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:

@@ -119,7 +119,12 @@ class OptionOhlcvRow(NamedTuple):
 
 
 class GreeksRow(NamedTuple):
-    """`options_greeks`; unique by (instrument_name, timestamp)."""
+    """`options_greeks`; unique by (instrument_name, timestamp).
+
+    `timestamp` is the start of the poll interval (the hour) the ticker was read for, so a
+    second read in the same hour (a restart) is the same key; `ticker_timestamp` is the
+    ticker's own time.
+    """
 
     timestamp: datetime
     instrument_name: str
@@ -141,6 +146,7 @@ class GreeksRow(NamedTuple):
     best_bid_price: float | None
     best_ask_price: float | None
     received_at: datetime
+    ticker_timestamp: datetime
 
 
 class FundingRow(NamedTuple):

@@ -4,17 +4,21 @@ A whole chain (1,000+ options per currency) is read once per `GREEKS_POLL_INTERV
 spread evenly over the first `spread_fraction` of the interval (of what is left of it when the
 collector starts mid-interval), so the greeks poll takes a
 steady trickle of the shared credits (about 0.3 requests/s per 1,000 options at the default
-hour) instead of a burst that would delay the minute bars. Each row carries the ticker's own
-timestamp: delta, gamma, vega, theta, rho, mark/bid/ask IV, mark price, underlying, index,
-open interest, interest rate and best bid/ask.
+hour) instead of a burst that would delay the minute bars. Each row is stamped with the start
+of the interval (hour) it was read for, so there is one row per option per hour whatever
+restarts happen (the key (instrument_name, timestamp) keeps the first); the ticker's own time
+is kept in `ticker_timestamp`. A row holds delta, gamma, vega, theta, rho, mark/bid/ask IV,
+mark price, underlying, index, open interest, interest rate and best bid/ask.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from scripts.clock import Clock
+from scripts.collectors.rejects import Rejects
 from scripts.collectors.rest_catalog import RestCatalog, RowSink, now_utc
 from scripts.collectors.schedule import sleep_until
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
@@ -41,6 +45,7 @@ class GreeksPoller:
         *,
         interval_s: float,
         spread_fraction: float = 0.5,
+        rejects: Rejects | None = None,
     ) -> None:
         self.rest = rest
         self.sink = sink
@@ -52,6 +57,7 @@ class GreeksPoller:
         self.rows_written = 0
         self.missing = 0  # options that vanished (expired) between listing and call
         self.rejected = 0
+        self.rejects = rejects  # where a malformed ticker is kept (rejected_messages)
         self._once = OncePerKey(log)
 
     async def poll(self, deadline: float) -> None:
@@ -80,6 +86,7 @@ class GreeksPoller:
         log.info("greeks: %d option(s) read, %d row(s) so far", len(work), self.rows_written)
 
     async def _option(self, code: str, name: str) -> None:
+        ticker = None
         try:
             ticker = await self.rest.ticker(name)
             row = parse_ticker_greeks(ticker, received_at=now_utc(self.clock), currency=code)
@@ -89,7 +96,14 @@ class GreeksPoller:
             return
         except MalformedMessage as exc:
             self.rejected += 1
-            self._once.warning(f"ticker-bad:{exc}", "greeks: bad ticker for %s: %s", name, exc)
+            if self.rejects is not None:  # counted, logged once per kind and kept
+                self.rejects.rejected("public/ticker", exc.reason, ticker, now_utc(self.clock))
+            else:
+                self._once.warning("ticker-bad", "greeks: bad ticker for %s: %s", name, exc)
             return
-        self.sink.add(OPTIONS_GREEKS, None, row)
+        # Keyed by the interval it was read for: a second read in it (after a restart) is the
+        # same (instrument_name, timestamp) and the database keeps the first.
+        slot_s = row.ticker_timestamp.timestamp() // self.interval_s * self.interval_s
+        slot = datetime.fromtimestamp(slot_s, UTC)
+        self.sink.add(OPTIONS_GREEKS, None, row._replace(timestamp=slot))
         self.rows_written += 1

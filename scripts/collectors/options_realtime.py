@@ -130,6 +130,7 @@ class OptionsRealtimeCollector:
             history=history,
             expired_since=self._expired_since,
         )
+        self.repairer.rejects = self.rejects
         self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
         self.coverage = TradeCoverage(
             clock=clock, watch=self.watch, repairer=self.repairer, mark_path=self.mark_path
@@ -407,6 +408,7 @@ class OptionsRealtimeCollector:
         self.coverage.begin(self.repair_from_ms, reason, at_s=now_s)
         self._not_running_since = newest_quote
         names = await self.chain.load()
+        await self.router.repeats.load(s.database_url, self.quotes_table, names)
         self.pool.add_channels(self.fixed_channels)
         self._listed(names)
         self.prepared = True

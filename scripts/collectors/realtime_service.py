@@ -92,6 +92,7 @@ async def run_realtime(
         history=history,
     )
     writer.on_rows_lost = collector.on_rows_lost
+    rest.on_malformed = collector.rejects.rest_reply
     if collector_ready is not None:
         collector_ready.set_result(collector)
 

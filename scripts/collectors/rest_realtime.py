@@ -23,6 +23,7 @@ import asyncio
 from scripts.collectors.bars import FutureBarsPoller, OptionBarsPoller
 from scripts.collectors.greeks import GreeksPoller
 from scripts.collectors.indices import IndexPoller
+from scripts.collectors.rejects import Rejects
 from scripts.collectors.rest_catalog import RestCatalog
 from scripts.collectors.rest_service import ServiceParts
 from scripts.collectors.schedule import Schedule
@@ -66,7 +67,13 @@ class RealtimeRest:
         for poller in self.option_bars:
             await poller.load_cursor()
         greeks = self.greeks = GreeksPoller(
-            rest, writer, catalog, clock, self.stop, interval_s=s.greeks_poll_interval_s
+            rest,
+            writer,
+            catalog,
+            clock,
+            self.stop,
+            interval_s=s.greeks_poll_interval_s,
+            rejects=Rejects(writer, writer.collector_name),
         )
         indices = self.indices = IndexPoller(
             rest, writer, pool, clock, s.currencies, max_lookback_s=self.max_lookback_s

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from scripts import __version__
 from scripts.clock import Clock, SimClock, clock_from_spec
+from scripts.collectors.rejects import Rejects
 from scripts.collectors.schedule import Schedule
 from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
@@ -106,6 +107,7 @@ class RestService:
             self.clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst
         )
         rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=self.clock)
+        rest.on_malformed = Rejects(writer, name).rest_reply  # counted, kept, retried next round
         self.parts = parts = ServiceParts(s, self.clock, pool, writer, limiters, rest)
 
         async def setup() -> None:

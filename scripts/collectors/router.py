@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from scripts.collectors.forward_tickers import FORWARD_TICKER_INTERVAL
+from scripts.collectors.quote_repeats import QuoteRepeats
 from scripts.collectors.rejects import Rejects
 from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
@@ -88,6 +89,7 @@ class MessageRouter:
         self._mark_max_age_ms = int(MARK_MAX_AGE_S * 1000)
         # Quotes stamped at or after this are refused (normalize/future.py); set per read.
         self._ts_limit_ms = 0
+        self.repeats = QuoteRepeats()  # a (re)subscribe re-sends the current quote
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
@@ -150,7 +152,7 @@ class MessageRouter:
         )
         if len(data) != QUOTE_FIELD_COUNT:  # all six were read: only then can one be unknown
             self._check_fields("quote", data, channel)
-        if self._is_ours(row[1], channel, data, received_at):
+        if self._is_ours(row[1], channel, data, received_at) and not self.repeats.seen(row):
             self._add_quote_row(row)
             self._quote_rows += 1
 
@@ -167,7 +169,9 @@ class MessageRouter:
         self._check_fields("ticker", data, channel)
         ts_ms = int(row.timestamp.timestamp() * 1000)
         self.marks[row.instrument_name] = (row.mark_iv, row.mark_price, ts_ms)
-        if self._is_ours(row.instrument_name, channel, data, received_at):
+        if self._is_ours(row.instrument_name, channel, data, received_at) and not (
+            self.repeats.seen(row)
+        ):
             self._add_quote_row(row)
             self._quote_rows += 1
 
@@ -195,6 +199,7 @@ class MessageRouter:
         handler cache (it refills itself, one lookup per channel)."""
         for name in names:
             self.marks.pop(name, None)
+        self.repeats.forget(names)
         self._handlers.clear()
 
     def clear_marks(self) -> None:

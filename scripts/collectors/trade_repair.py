@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 from scripts.clock import Clock
 from scripts.collectors.expiry import expired_names
 from scripts.collectors.trade_watch import SeqHole, TradeWatch
+from scripts.collectors.rejects import Rejects
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
@@ -108,6 +109,7 @@ class TradeRepairer:
         self.expired_since = expired_since  # did an option of this chain expire after start?
         self.writer = writer
         self.clock = clock
+        self.rejects: Rejects | None = None  # where refused repaired trades are kept
         self.watch = watch
         self.max_age_s = max_age_s
         self.settle_s = settle_s
@@ -284,7 +286,7 @@ class TradeRepairer:
         """Reads [start, end_ms] from one host; returns how many trades the stream missed."""
         recovered = 0
         for _ in range(MAX_PAGES_PER_WINDOW):
-            result: Any = await client.call(
+            result = await client.call_dict(
                 "get_last_trades_by_currency_and_time",
                 currency=self.spec.api_currency,
                 kind="option",
@@ -295,8 +297,9 @@ class TradeRepairer:
                 **extra,
             )
             self.rest_pages += 1
-            trades = result.get("trades") or []
-            recovered += self._write_fresh(trades, seen)
+            raw = result.get("trades") or []
+            recovered += self._write_fresh(raw, seen)  # refuses bad elements one by one
+            trades = _dicts(raw)
             if not result.get("has_more") or not trades:
                 break
             last_ms = max(int(t.get("timestamp", start)) for t in trades)
@@ -318,7 +321,7 @@ class TradeRepairer:
         recovered = 0
         for _ in range(MAX_PAGES_PER_WINDOW):
             last_id = str(page[-1].get("trade_id"))
-            result: Any = await client.call(
+            result = await client.call_dict(
                 "get_last_trades_by_currency",
                 currency=self.spec.api_currency,
                 kind="option",
@@ -331,8 +334,9 @@ class TradeRepairer:
             )
             self.rest_pages += 1
             self.id_pages += 1
-            page = result.get("trades") or []
-            fresh = self._write_fresh(page, seen)
+            raw: Any = (result.get("trades") or []) if isinstance(result, dict) else None
+            fresh = self._write_fresh(raw, seen)
+            page = _dicts(raw)
             recovered += fresh
             if not result.get("has_more") or not page:
                 return recovered
@@ -357,7 +361,7 @@ class TradeRepairer:
             client, extra = self.history, {"include_old": True}
         try:
             while start_seq <= h.end_seq:
-                result: Any = await client.call(
+                result = await client.call_dict(
                     "get_last_trades_by_instrument",
                     instrument_name=h.instrument_name,
                     start_seq=start_seq,
@@ -367,9 +371,10 @@ class TradeRepairer:
                     **extra,
                 )
                 self.rest_pages += 1
-                trades = result.get("trades") or []
-                recovered += self._write(self._rows(trades))
-                seqs = [t.get("trade_seq") for t in trades if isinstance(t.get("trade_seq"), int)]
+                raw = result.get("trades") or []
+                recovered += self._write(self._rows(raw))
+                trades = _dicts(raw)
+                seqs = [t["trade_seq"] for t in trades if isinstance(t.get("trade_seq"), int)]
                 if not result.get("has_more") or not seqs:
                     break
                 start_seq = max(seqs) + 1
@@ -396,7 +401,10 @@ class TradeRepairer:
         received_at = datetime.fromtimestamp(self.clock.now(), UTC)
         rows, errors = parse_trades_tolerant(trades, received_at=received_at)
         for err in errors:
-            log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
+            if self.rejects is not None:  # counted, logged once per kind, kept
+                self.rejects.rejected(REPAIR_SOURCE, err.reason, trades, received_at)
+            else:
+                log.warning("%s: a repaired trade was refused: %s", self.table, err.reason)
         limit = future_limit(received_at)
         if any(r.timestamp > limit for r in rows):
             log.warning("%s: a repaired trade was refused: %s", self.table, FUTURE_REASON)
@@ -456,6 +464,14 @@ def _merge(windows: list[Window]) -> list[Window]:
         else:
             out.append(w)
     return out
+
+
+REPAIR_SOURCE = "public/get_last_trades_by_currency_and_time"
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The elements of a trades page that can be paged on (bad ones were refused already)."""
+    return [t for t in items if isinstance(t, dict)] if isinstance(items, list) else []
 
 
 async def newest_timestamp(database_url: str, table: str) -> datetime | None:

@@ -7,14 +7,23 @@ outside the retry loop (shared/docs/deribit-protocol.md §4.3): network errors, 
 backoff (the `backoff` library, wall time: it is about the transport); argument, auth and
 "not found" errors fail at once with a `DeribitRestError` naming the method and params.
 Calls are counted per method for the "REST calls per simulated hour" report.
+
+Replies go through the same tolerant parsing as WebSocket frames: a body that is not JSON-RPC,
+or a `result` that is not the shape the method returns (`null`, a string where a list belongs),
+raises `MalformedReply` (a `DeribitRestError`, which every caller already handles by trying
+again at its next round) after being counted in `malformed` and handed to `on_malformed`
+(collectors keep it in `rejected_messages`). Elements inside a well-shaped result are the
+parsers' to check, per element.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import backoff
@@ -45,6 +54,15 @@ class DeribitRestError(Exception):
         where = f"public/{method}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
         detail = f"error {code} {message}" if code is not None else message
         super().__init__(f"{where}: {detail}" + (f" {data!r}" if data is not None else ""))
+
+
+class MalformedReply(DeribitRestError):
+    """A reply that is not the shape its method returns: counted, kept, tried again later."""
+
+
+# (method, params, reason, the raw result or body, received_at)
+OnMalformed = Callable[[str, dict[str, Any], str, Any, datetime], None]
+R = TypeVar("R", dict, list, int)
 
 
 class _Retryable(Exception):
@@ -92,6 +110,8 @@ class DeribitRestClient:
         self.calls: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
         self.errors_by_code: Counter[int] = Counter()
+        self.malformed: Counter[str] = Counter()
+        self.on_malformed: OnMalformed | None = None
         self._attempt = backoff.on_exception(
             backoff.expo,
             _Retryable,
@@ -171,10 +191,39 @@ class DeribitRestClient:
             )
         if status == 429 or status >= 500:
             raise _Retryable(f"HTTP {status}")
-        if status != 200 or not isinstance(reply, dict) or "result" not in reply:
+        if status != 200:
             text = body[:200].decode("utf-8", "replace")
             raise DeribitRestError(method, query, None, f"unexpected HTTP {status} reply: {text!r}")
+        if not isinstance(reply, dict) or "result" not in reply:
+            raw = body[:8192].decode("utf-8", "replace")
+            reason = f"unexpected HTTP {status} reply: {raw[:200]!r}"
+            raise self._malformed(method, query, reason, raw)
         return reply
+
+    def _malformed(
+        self, method: str, query: dict[str, Any], reason: str, raw: Any
+    ) -> MalformedReply:
+        self.malformed[method] += 1
+        if self.on_malformed is not None:
+            at = datetime.fromtimestamp(self.clock.now(), UTC)
+            try:
+                self.on_malformed(method, query, reason, raw, at)
+            except Exception:  # the keeper's bug must not hide the reply's
+                log.exception("public/%s: on_malformed failed", method)
+        return MalformedReply(method, query, None, f"malformed reply: {reason}")
+
+    async def call_dict(self, method: str, **params: Any) -> dict[str, Any]:
+        """The `result` of `public/<method>`, which must be an object (else MalformedReply)."""
+        return await self._typed(dict, method, **params)
+
+    async def _typed(self, shape: type[R], method: str, **params: Any) -> R:
+        """The `result` of `public/<method>`, which must be a `shape` (else MalformedReply)."""
+        result = await self.call(method, **params)
+        if isinstance(result, shape) and not isinstance(result, bool):
+            return result
+        query = {k: _query_value(v) for k, v in params.items() if v is not None}
+        reason = f"result is {type(result).__name__}, expected {shape.__name__}"
+        raise self._malformed(method, query, reason, result)
 
     def _on_backoff(self, details: Any) -> None:
         method = details["args"][0]
@@ -197,38 +246,40 @@ class DeribitRestClient:
 
     # -- Deribit's methods -----------------------------------------------------------------
     async def get_time(self) -> int:
-        return int(await self.call("get_time"))
+        return await self._typed(int, "get_time")
 
     async def get_instruments(
         self, currency: str, kind: str | None = None, expired: bool = False
     ) -> list[dict[str, Any]]:
-        return list(
-            await self.call("get_instruments", currency=currency, kind=kind, expired=expired)
+        return await self._typed(
+            list,
+            "get_instruments",
+            currency=currency,
+            kind=kind,
+            expired=expired,
         )
 
     async def get_tradingview_chart_data(
         self, instrument_name: str, start_timestamp: int, end_timestamp: int, resolution: str = "1"
     ) -> dict[str, Any]:
-        return dict(
-            await self.call(
-                "get_tradingview_chart_data",
-                instrument_name=instrument_name,
-                start_timestamp=start_timestamp,
-                end_timestamp=end_timestamp,
-                resolution=resolution,
-            )
+        return await self._typed(
+            dict,
+            "get_tradingview_chart_data",
+            instrument_name=instrument_name,
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
+            resolution=resolution,
         )
 
     async def get_funding_rate_history(
         self, instrument_name: str, start_timestamp: int, end_timestamp: int
     ) -> list[dict[str, Any]]:
-        return list(
-            await self.call(
-                "get_funding_rate_history",
-                instrument_name=instrument_name,
-                start_timestamp=start_timestamp,
-                end_timestamp=end_timestamp,
-            )
+        return await self._typed(
+            list,
+            "get_funding_rate_history",
+            instrument_name=instrument_name,
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
         )
 
     async def get_last_trades_by_currency_and_time(
@@ -241,16 +292,15 @@ class DeribitRestClient:
         count: int | None = None,
         sorting: str | None = None,
     ) -> dict[str, Any]:
-        return dict(
-            await self.call(
-                "get_last_trades_by_currency_and_time",
-                currency=currency,
-                kind=kind,
-                start_timestamp=start_timestamp,
-                end_timestamp=end_timestamp,
-                count=count,
-                sorting=sorting,
-            )
+        return await self._typed(
+            dict,
+            "get_last_trades_by_currency_and_time",
+            currency=currency,
+            kind=kind,
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
+            count=count,
+            sorting=sorting,
         )
 
     async def get_last_trades_by_instrument(
@@ -264,49 +314,53 @@ class DeribitRestClient:
         count: int | None = None,
         sorting: str | None = None,
     ) -> dict[str, Any]:
-        return dict(
-            await self.call(
-                "get_last_trades_by_instrument",
-                instrument_name=instrument_name,
-                start_seq=start_seq,
-                end_seq=end_seq,
-                start_timestamp=start_timestamp,
-                end_timestamp=end_timestamp,
-                count=count,
-                sorting=sorting,
-            )
+        return await self._typed(
+            dict,
+            "get_last_trades_by_instrument",
+            instrument_name=instrument_name,
+            start_seq=start_seq,
+            end_seq=end_seq,
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
+            count=count,
+            sorting=sorting,
         )
 
     async def ticker(self, instrument_name: str) -> dict[str, Any]:
-        return dict(await self.call("ticker", instrument_name=instrument_name))
+        return await self._typed(dict, "ticker", instrument_name=instrument_name)
 
     async def get_order_book(
         self, instrument_name: str, depth: int | None = None
     ) -> dict[str, Any]:
-        return dict(await self.call("get_order_book", instrument_name=instrument_name, depth=depth))
+        return await self._typed(
+            dict, "get_order_book", instrument_name=instrument_name, depth=depth
+        )
 
     async def get_book_summary_by_currency(
         self, currency: str, kind: str | None = None
     ) -> list[dict[str, Any]]:
-        return list(await self.call("get_book_summary_by_currency", currency=currency, kind=kind))
+        return await self._typed(list, "get_book_summary_by_currency", currency=currency, kind=kind)
 
     async def get_volatility_index_data(
         self, currency: str, start_timestamp: int, end_timestamp: int, resolution: str = "60"
     ) -> dict[str, Any]:
-        return dict(
-            await self.call(
-                "get_volatility_index_data",
-                currency=currency,
-                start_timestamp=start_timestamp,
-                end_timestamp=end_timestamp,
-                resolution=resolution,
-            )
+        return await self._typed(
+            dict,
+            "get_volatility_index_data",
+            currency=currency,
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
+            resolution=resolution,
         )
 
     async def get_index_price(self, index_name: str) -> dict[str, Any]:
         """The result plus `_server_time_ms` (the reply's `usOut`), since the result has no time."""
         envelope = await self.call_envelope("get_index_price", index_name=index_name)
-        result = dict(envelope.get("result") or {})
+        raw = envelope.get("result")
+        if not isinstance(raw, dict):
+            reason = f"result is {type(raw).__name__}, expected dict"
+            raise self._malformed("get_index_price", {"index_name": index_name}, reason, raw)
+        result = dict(raw)
         us_out = envelope.get("usOut")
         if isinstance(us_out, int):
             result["_server_time_ms"] = us_out // 1000

@@ -94,6 +94,8 @@ def parse_ticker_greeks(data: Any, *, received_at: datetime, currency: str) -> G
     Greeks, IVs and the other optional fields may be missing (older or trimmed tickers): they
     become None. An empty side (amount 0) gives None for its best price and IV, as in
     `quotes.parse_ticker_quote`. `currency` is chaintape's currency code (BTC, ETH, SOL).
+    `timestamp` and `ticker_timestamp` are both the ticker's time; the poller moves
+    `timestamp` to the start of the poll interval it was read for.
     """
     d = require_dict(data, "ticker")
     try:
@@ -116,10 +118,11 @@ def parse_ticker_greeks(data: Any, *, received_at: datetime, currency: str) -> G
     ask_price = _best(get("best_ask_price"), get("best_ask_amount"), "best_ask")
     bid_iv = opt_num(get("bid_iv"), "bid_iv")
     ask_iv = opt_num(get("ask_iv"), "ask_iv")
+    at = ms_to_datetime(ts)
     return _new(
         GreeksRow,
         (
-            ms_to_datetime(ts),
+            at,
             text(name, "instrument_name"),
             currency,
             delta,
@@ -139,6 +142,7 @@ def parse_ticker_greeks(data: Any, *, received_at: datetime, currency: str) -> G
             bid_price,
             ask_price,
             received_at,
+            at,
         ),
     )
 

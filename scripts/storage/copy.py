@@ -98,21 +98,46 @@ def dedupe_for_update(spec: TableSpec, rows: Sequence[tuple]) -> list[tuple]:
 
 
 def upsert_offset_statement() -> sql.SQL:
-    """Records the last spool batch replayed from a segment (parameters: name, segment, seq)."""
+    """Records how far a segment was replayed (parameters: name, segment, seq, rows_done):
+    frames up to `seq`, and the first `rows_done` rows of the next, are in. Never moves back."""
     return sql.SQL(
-        "INSERT INTO spool_offsets (collector_name, segment, last_batch_seq, updated_at) "
-        "VALUES (%s, %s, %s, now()) ON CONFLICT (collector_name, segment) DO UPDATE SET "
-        "last_batch_seq = GREATEST(spool_offsets.last_batch_seq, EXCLUDED.last_batch_seq), "
-        "updated_at = now()"
+        "INSERT INTO spool_offsets (collector_name, segment, last_batch_seq, rows_done, "
+        "updated_at) VALUES (%s, %s, %s, %s, now()) ON CONFLICT (collector_name, segment) DO "
+        "UPDATE SET (last_batch_seq, rows_done, updated_at) = (EXCLUDED.last_batch_seq, "
+        "EXCLUDED.rows_done, now()) WHERE (spool_offsets.last_batch_seq, spool_offsets.rows_done)"
+        " < (EXCLUDED.last_batch_seq, EXCLUDED.rows_done)"
     )
 
 
 def select_offsets_statement() -> sql.SQL:
-    return sql.SQL("SELECT segment, last_batch_seq FROM spool_offsets WHERE collector_name = %s")
+    return sql.SQL(
+        "SELECT segment, last_batch_seq, rows_done FROM spool_offsets WHERE collector_name = %s"
+    )
 
 
 def delete_offset_statement() -> sql.SQL:
     return sql.SQL("DELETE FROM spool_offsets WHERE collector_name = %s AND segment = %s")
+
+
+def insert_batch_id_statement() -> sql.SQL:
+    """The first statement of every writer transaction (parameters: name, batch id)."""
+    return sql.SQL("INSERT INTO writer_batches (collector_name, batch_id) VALUES (%s, %s)")
+
+
+def claim_batch_ids_statement() -> sql.SQL:
+    """Claims spooled batch ids for replay; waits for a transaction still holding one."""
+    return sql.SQL(
+        "INSERT INTO writer_batches (collector_name, batch_id, replayed) "
+        "SELECT %s, unnest(%s::int8[]), true ON CONFLICT DO NOTHING"
+    )
+
+
+def committed_batch_ids_statement() -> sql.SQL:
+    """Of the given ids, those whose original transaction committed (parameters: name, ids)."""
+    return sql.SQL(
+        "SELECT batch_id FROM writer_batches WHERE collector_name = %s "
+        "AND batch_id = ANY(%s::int8[]) AND NOT replayed"
+    )
 
 
 async def write_rows(

@@ -3,6 +3,7 @@
 The role can connect, read exactly the tables and views the Grafana dashboards and alert rules
 use (`DASHBOARD_RELATIONS`; tests/integration/test_grafana_panels.py checks it against their
 SQL), call the two SECURITY DEFINER functions of the Fleet health dashboard, and write nothing.
+Its password is sent as a SCRAM-SHA-256 verifier computed client-side, never as text.
 Raw per-currency tables (btc_option_quotes, ...) are read only through the union views. Its
 password comes from GRAFANA_DB_PASSWORD; placeholders and short passwords are refused before
 anything touches the database.
@@ -15,9 +16,9 @@ import re
 import psycopg
 from psycopg import sql
 
-from scripts.config import PLACEHOLDER_PASSWORDS
+from scripts.config import MIN_GRAFANA_PASSWORD_LENGTH, PLACEHOLDER_PASSWORDS
 
-MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_LENGTH = MIN_GRAFANA_PASSWORD_LENGTH
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # What grafana/dashboards/*.json and grafana/provisioning/alerting/*.yml read.
@@ -63,6 +64,12 @@ def check_role(user: str, password: str) -> None:
         )
 
 
+def scram_verifier(conn: psycopg.Connection, user: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of `password`, computed here with a fresh random salt."""
+    raw = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256")
+    return raw.decode("ascii")
+
+
 def ensure_readonly_role(conn: psycopg.Connection, user: str, password: str) -> None:
     """Creates or updates the role `user` and grants it read access to this database.
 
@@ -79,8 +86,11 @@ def ensure_readonly_role(conn: psycopg.Connection, user: str, password: str) -> 
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             pass  # created by a migration of another database in the same moment
     attrs = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+    # Only the SCRAM verifier travels: the password never reaches the server's logs or
+    # pg_stat_statements (libpq's PQencryptPasswordConn, as psql's \password does).
+    verifier = scram_verifier(conn, user, password)
     conn.execute(
-        sql.SQL("ALTER ROLE {} WITH " + attrs + " PASSWORD {}").format(role, sql.Literal(password))
+        sql.SQL("ALTER ROLE {} WITH " + attrs + " PASSWORD {}").format(role, sql.Literal(verifier))
     )
     # A second lock on writes: even a grant added by hand later cannot make a session write
     # unless it turns this off on purpose.

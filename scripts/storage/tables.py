@@ -120,7 +120,10 @@ OPTIONS_OHLCV = TableSpec(
 OPTIONS_GREEKS = TableSpec(
     "options_greeks",
     models.GreeksRow,
-    (TS, "text", "text", F8, F8, F8, F8, F8, F8, F8, F8, F8, F8, "text", F8, F8, F8, F8, F8, TS),
+    (
+        *(TS, "text", "text", F8, F8, F8, F8, F8, F8, F8, F8, F8, F8, "text"),
+        *(F8, F8, F8, F8, F8, TS, TS),
+    ),
     ("instrument_name", "timestamp"),
     "nothing",
 )

@@ -11,19 +11,21 @@ Policies:
   rows go to the spool, every later round spools too, and the database is retried with capped
   jittered backoff. Once it answers, the spool is replayed in order, exactly once, before any
   new rows.
-- Spool full or absent: the refused rows' window goes to `data_gaps` (scope "spool_full"),
-  rows are counted in `rows_dropped` and logged; gap rows themselves stay in memory until the
-  database takes them. `on_rows_lost(row)` hears of each (new or extended): a collector with
-  a repair path (trades: REST) re-reads the window and writes that row again, repaired.
+- Spool full, absent or failing: rows go to `rows_dropped` + `data_gaps` + `on_rows_lost`
+  (a repair path re-reads the window); see `losses`.
 - A row the database refuses (bad value): the batch is bisected down to that row, which is
   kept in `rejected_messages`; the rest is written.
 - `drain`: buffered rows go to the database, or to the spool when the database cannot take
   them before the deadline; then state 'stopped'.
+- COMMIT outcome unknown (connection lost, or the wait timing out during a slow commit): every
+  transaction inserts its batch id into `writer_batches` first; the rows are spooled with that
+  id, and replay looks it up before writing them (see `replay`), so nothing is written twice.
+- Stop requested during a spool replay: the replay stops between transactions and the rest
+  stays spooled for the next start (`drain` must finish within its deadline).
 
-Known limits: when the connection dies during COMMIT the outcome is unknown; the rows are then
-spooled and may be written twice (harmless where the table has a key; quotes have none). Rows
-of a flush that fails after `add` already spilled newer rows join the spool after those.
-`drain` closes the spool; rows added after it go straight to the spool.
+Spool replay lives in `replay`, what happens to rows the database cannot take in `losses`.
+Known limits: rows of a flush that fails after `add` already spilled newer rows join the spool
+after those. `drain` closes the spool; rows added after it go straight to the spool.
 """
 
 from __future__ import annotations
@@ -31,38 +33,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.models import GapRow, RejectedMessageRow
-from scripts.storage import copy, status
+from scripts.storage import copy, housekeeping, status
+from scripts.storage.losses import LossAccounting, rejected_row
 from scripts.storage.pool import RetrySchedule, open_pool
-from scripts.storage.spool import Spool, SpoolBatch, split_rows
-from scripts.storage.tables import ALL_TABLES, DATA_GAPS, REJECTED_MESSAGES, TableSpec
+from scripts.storage.replay import REFUSED_ERRORS, TRANSIENT_ERRORS, SpoolReplayer
+from scripts.storage.spool import Spool
+from scripts.storage.tables import DATA_GAPS, REJECTED_MESSAGES, TableSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Errors after which the database, not the batch, is the problem: spool and retry later.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # connection lost, server shut down, PoolTimeout
-    errors.UndefinedTable,
-    errors.UndefinedColumn,
-    errors.InvalidSchemaName,
-    errors.InsufficientPrivilege,
-    TimeoutError,
-    OSError,
-)
-SPEC_BY_TEMPLATE = {s.name_template: s for s in ALL_TABLES}
 CONNECT_WAIT_S = 5.0  # how long a flush waits for a connection before spooling
 Batch = copy.Batch
+Unwritten = list[tuple[list[Batch], int]]  # parts not known to be committed, with batch ids
 
 
 class _Buffer:
@@ -119,14 +112,23 @@ class BatchWriter:
         self.status_file = status_file
         self.db_timeout_s = db_timeout_s
         self.on_previous_run = on_previous_run
-        self.on_rows_lost = on_rows_lost
         self.status = status.WriterStatus(collector_name, currency, version)
         self.previous_run: status.PreviousRun | None = None
         self.max_buffered_seen = 0
         self._buffers: dict[tuple[str, str | None], _Buffer] = {}
         self._buffered = 0
-        self._held_gaps: list[GapRow] = []
-        self._open_losses: dict[str, datetime] = {}  # table -> start of its loss window
+        self.losses = LossAccounting(
+            collector_name,
+            spool,
+            self.status,
+            frame_rows=flush_max_rows,
+            on_rows_lost=on_rows_lost,
+        )
+        self._held_gaps = self.losses.held_gaps
+        self._open_losses = self.losses.open_losses
+        self._stop: asyncio.Event | None = None
+        self.replayer = SpoolReplayer(self, spool, flush_max_rows * 4) if spool else None
+        self._next_housekeeping = 0.0
         self._wake = asyncio.Event()
         self._closed = False
         self._contacted = False
@@ -135,6 +137,19 @@ class BatchWriter:
         self._prev_file = status.read_status_file_or_none(status_file)
 
     # ---- intake (synchronous, O(1)) -------------------------------------------------------
+    @property
+    def on_rows_lost(self) -> Callable[[GapRow], None] | None:
+        """Hears of every loss window (a collector may set it after construction)."""
+        return self.losses.on_rows_lost
+
+    @on_rows_lost.setter
+    def on_rows_lost(self, hook: Callable[[GapRow], None] | None) -> None:
+        self.losses.on_rows_lost = hook
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
     @property
     def buffered_rows(self) -> int:
         return self._buffered
@@ -210,7 +225,9 @@ class BatchWriter:
         """Flushes by size or time until `stop` is set, then drains.
 
         Set `stop` after the collector stopped adding rows; rows added later go to the spool.
+        A spool replay under way stops at its next transaction when `stop` is set.
         """
+        self._stop = stop
         await self._ensure_pool()
         next_due = time.monotonic() + self.flush_interval_s
         while not stop.is_set():
@@ -236,16 +253,22 @@ class BatchWriter:
             self._spool_batches(self._take_buffers(), "database down")
             self._after_round("spool")
             return False
-        batches: list[Batch] = []
+        unwritten: Unwritten = []
         try:
             if not self._contacted:
                 await self._first_contact(limit_s)
-            await self._replay_spool(limit_s)
-            batches = self._take_buffers()
-            await self._write_isolating(batches, limit_s)
+            if self.replayer is not None and not await self.replayer.replay(limit_s):
+                # Stopped mid-replay: new rows join the spool behind the rest, in order.
+                self._spool_batches(self._take_buffers(), "stopping during spool replay")
+                self._after_round("spool")
+                return False
+            await self._write_isolating(self._take_buffers(), limit_s, unwritten)
+            await self._housekeeping(limit_s)
         except TRANSIENT_ERRORS as exc:
             self._db_failed(exc)
-            self._spool_batches(batches + self._take_buffers(), "database unavailable")
+            for part, batch_id in unwritten:
+                self.losses.spool_batches(part, "database unavailable", batch_id)
+            self._spool_batches(self._take_buffers(), "database unavailable")
             self._after_round("spool")
             return False
         self._db_recovered()
@@ -281,7 +304,7 @@ class BatchWriter:
         remaining = deadline - time.monotonic()
         if not self._retry.down and to_database and remaining > 0.2:
             try:
-                await self._in_txn(lambda c: status.mark_stopped(c, self.status), remaining)
+                await self.in_txn(lambda c: status.mark_stopped(c, self.status), remaining)
             except TRANSIENT_ERRORS as exc:
                 log.warning(
                     "writer %s: could not record state 'stopped': %s", self.collector_name, exc
@@ -308,9 +331,10 @@ class BatchWriter:
                 self._url, max_size=2, application_name=f"chaintape-{self.collector_name}"
             )
 
-    async def _in_txn(
+    async def in_txn(
         self, body: Callable[[AsyncConnection[Any]], Awaitable[T]], limit_s: float
     ) -> T:
+        """`body(conn)` in one transaction, bounded by `limit_s` (connection wait included)."""
         assert self._pool is not None
 
         async def txn() -> T:
@@ -323,7 +347,7 @@ class BatchWriter:
 
     async def _first_contact(self, limit_s: float) -> None:
         """Reads the previous run's status row before this run's first upsert replaces it."""
-        prev = await self._in_txn(self._swap_status_row, limit_s)
+        prev = await self.in_txn(self._swap_status_row, limit_s)
         self._contacted = True
         if prev is not None and prev.unclean:
             prev = status.amend_previous_run(prev, self._prev_file)
@@ -347,36 +371,45 @@ class BatchWriter:
         return prev
 
     async def _write_isolating(
-        self, batches: list[Batch], limit_s: float, offset: tuple[int, int] | None = None
+        self, batches: list[Batch], limit_s: float, unwritten: Unwritten
     ) -> None:
         """Writes batches in one transaction; if the database refuses a row, bisects to it.
 
-        On a transient error `batches` is left holding exactly the rows not yet committed.
-        A spool offset rides with the last part, so it commits only with the group's end.
+        Each transaction carries a fresh batch id. On a transient error `unwritten` holds the
+        parts not known to be committed: the failed one with its id (its COMMIT may have gone
+        through), the ones never tried with id 0.
         """
-        stack = [copy.merge_batches(batches)]
+        stack = [copy.merge_batches(batches)] if batches else []
         while stack:
             part = stack.pop()
-            counts: list[tuple[str, int, int]] = []
-            part_offset = offset if not stack else None
-
+            batch_id = secrets.randbits(63) or 1
             try:
-                await self._in_txn(
-                    functools.partial(self._write, batches=part, offset=part_offset, counts=counts),
-                    limit_s,
-                )
-            except TRANSIENT_ERRORS:
-                self._uncount(counts)
-                batches[:] = [b for p in [*stack, part] for b in p]
+                await self.write_txn(part, limit_s, batch_id=batch_id)
+            except BaseException as exc:
+                if isinstance(exc, REFUSED_ERRORS) and not isinstance(exc, TRANSIENT_ERRORS):
+                    stack.extend(reversed(self._split(part, exc)))
+                    continue
+                unwritten[:] = [(part, batch_id), *((p, 0) for p in reversed(stack))]
                 raise
-            except (psycopg.Error, TypeError, ValueError, OverflowError) as exc:
-                self._uncount(counts)
-                stack.extend(reversed(self._split(part, exc)))
-            except BaseException:
-                self._uncount(counts)
-                batches[:] = [b for p in [*stack, part] for b in p]
-                raise
-        batches.clear()
+
+    async def write_txn(
+        self,
+        batches: list[Batch],
+        limit_s: float,
+        *,
+        offset: tuple[int, tuple[int, int]] | None = None,
+        batch_id: int = 0,
+    ) -> None:
+        """One transaction: the batches, a spool offset, the status row; counters on commit."""
+        counts: list[tuple[str, int, int]] = []
+        body = functools.partial(
+            self._write, batches=batches, offset=offset, counts=counts, batch_id=batch_id
+        )
+        try:
+            await self.in_txn(body, limit_s)
+        except BaseException:
+            self._uncount(counts)
+            raise
 
     def _uncount(self, counts: list[tuple[str, int, int]]) -> None:
         for table, written, ignored in counts:
@@ -387,36 +420,41 @@ class BatchWriter:
         if halves is not None:
             return halves
         spec, currency, rows = part[0]
-        reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
-        log.error("writer %s: %s", self.collector_name, reason)
-        self.status.note_rejected()
         if spec is REJECTED_MESSAGES:
+            self.status.note_rejected()
             return []
-        now = datetime.now(UTC)
-        bad = RejectedMessageRow(
-            now, self.collector_name, spec.table_name(currency), reason, repr(rows[0])[:8192]
-        )
-        return [[(REJECTED_MESSAGES, None, [bad])]]
+        return [[(REJECTED_MESSAGES, None, [self.rejected_row(spec, currency, rows[0], exc)])]]
+
+    def rejected_row(
+        self, spec: TableSpec, currency: str | None, row: tuple, exc: Exception
+    ) -> RejectedMessageRow:
+        """The `rejected_messages` row that replaces a row the database refused (counted)."""
+        return rejected_row(self.collector_name, self.status, spec, currency, row, exc)
 
     async def _write(
         self,
         conn: AsyncConnection[Any],
         batches: list[Batch],
-        offset: tuple[int, int] | None,
+        offset: tuple[int, tuple[int, int]] | None,
         counts: list[tuple[str, int, int]],
+        batch_id: int,
     ) -> None:
         """Every batch, the spool offset and the status row, in the caller's transaction.
 
         `counts` is filled as the status counters are raised, so a failed commit can undo them.
         """
+        if batch_id:  # first, so a replay's claim of this id waits for this transaction
+            await conn.execute(copy.insert_batch_id_statement(), (self.collector_name, batch_id))
         done: list[tuple[str, int, int]] = []
-        for spec, currency, rows in batches:
+        for spec, currency, rows in copy.merge_batches(batches):
             table = spec.table_name(currency)
             written, ignored = await copy.write_rows(conn, spec, table, rows)
             done.append((table, written, ignored))
         if offset is not None:
+            segment, (seq, rows_done) = offset
             await conn.execute(
-                copy.upsert_offset_statement(), (self.collector_name, str(offset[0]), offset[1])
+                copy.upsert_offset_statement(),
+                (self.collector_name, str(segment), seq, rows_done),
             )
         for table, written, ignored in done:
             self.status.note_rows(table, written, ignored)
@@ -425,85 +463,21 @@ class BatchWriter:
         self.status.spool_bytes = self.spool.bytes_used if self.spool else 0
         await status.upsert_status(conn, self.status)
 
-    async def _replay_spool(self, limit_s: float) -> None:
-        spool = self.spool
-        if spool is None or spool.is_empty:
+    async def _housekeeping(self, limit_s: float) -> None:
+        now = time.monotonic()
+        if now < self._next_housekeeping:
             return
-        replayed = 0
-        started = time.monotonic()
-        while not spool.is_empty:
-            spool.seal()
-            committed = await self._in_txn(self._read_offsets, limit_s)
-
-            async def write_group(segment: int, group: list[tuple[int, SpoolBatch]]) -> None:
-                nonlocal replayed
-                batches = [(SPEC_BY_TEMPLATE[b.table], b.currency, b.rows) for _, b in group]
-                await self._write_isolating(batches, limit_s, (segment, group[-1][0]))
-                replayed += sum(len(b.rows) for _, b in group)
-
-            async def segment_done(segment: int) -> None:
-                await self._in_txn(
-                    lambda c: c.execute(
-                        copy.delete_offset_statement(), (self.collector_name, str(segment))
-                    ),
-                    limit_s,
-                )
-
-            await spool.replay(
-                write_group,
-                committed=committed,
-                segment_done=segment_done,
-                group_rows=self.flush_max_rows * 4,
-            )
-        self.status.spool_bytes = spool.bytes_used
-        took = time.monotonic() - started
-        log.info(
-            "writer %s replayed %d spooled rows in %.1f s", self.collector_name, replayed, took
-        )
-
-    async def _read_offsets(self, conn: AsyncConnection[Any]) -> dict[int, int]:
-        cur = await conn.execute(copy.select_offsets_statement(), (self.collector_name,))
-        return {int(seg): int(seq) for seg, seq in await cur.fetchall()}
+        self._next_housekeeping = now + housekeeping.HOUSEKEEPING_INTERVAL_S
+        empty = self.spool is None or self.spool.is_empty
+        body = functools.partial(housekeeping.prune, collector_name=self.collector_name)
+        try:
+            await self.in_txn(lambda c: body(c, spool_empty=empty), limit_s)
+        except TRANSIENT_ERRORS as exc:  # housekeeping waits for the next time
+            log.warning("writer %s: housekeeping failed: %r", self.collector_name, exc)
 
     # ---- spool and status ---------------------------------------------------------------------
     def _spool_batches(self, batches: list[Batch], why: str) -> None:
-        now = datetime.now(UTC)
-        for spec, currency, rows in batches:
-            for chunk in split_rows(rows, self.flush_max_rows):
-                if self.spool is not None and self.spool.append(
-                    SpoolBatch(spec.name_template, currency, chunk)
-                ):
-                    self.status.rows_spooled += len(chunk)
-                    self._open_losses.pop(spec.table_name(currency), None)
-                    continue
-                if spec is DATA_GAPS:  # tiny, and the record of every loss: kept until written
-                    self._held_gaps.extend(chunk)  # type: ignore[arg-type]
-                    continue
-                self._record_loss(spec, currency, chunk, why, now)
-        if self.spool is not None:
-            self.status.spool_bytes = self.spool.bytes_used
-
-    def _record_loss(
-        self, spec: TableSpec, currency: str | None, rows: list[tuple], why: str, now: datetime
-    ) -> None:
-        self.status.rows_dropped += len(rows)
-        reason = "spool full: rows dropped" if self.spool is not None else "no spool: rows dropped"
-        held = self._held_gaps
-        gap, new = status.record_loss(held, self._open_losses, spec, currency, rows, reason, now)
-        if self.on_rows_lost is not None:
-            try:
-                self.on_rows_lost(gap)
-            except Exception:  # the caller's bug must not stop the writer
-                log.exception("writer %s: on_rows_lost failed", self.collector_name)
-        if new:
-            self.status.note_gap()
-            log.error(
-                "writer %s: DROPPING rows of %s from %s (%s, %s); the window goes to data_gaps, "
-                "the count to rows_dropped (%d so far)",
-                *(self.collector_name, spec.table_name(currency), held[-1].gap_start, why),
-                reason,
-                self.status.rows_dropped,
-            )
+        self.losses.spool_batches(batches, why)
 
     def _db_failed(self, exc: BaseException) -> None:
         if self._retry.failed():

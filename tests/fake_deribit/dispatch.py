@@ -234,6 +234,8 @@ class Dispatcher:
                     publisher.send_to([session], channel, window)
             elif p[0] == "incremental_ticker":
                 publisher.incremental_snapshot(session, p[1])
+            elif p[0] == "quote" and len(p) == 2 and p[1] in publisher.last_quote:
+                publisher.send_to([session], channel, publisher.last_quote[p[1]])
 
 
 def _channel_list(params: dict[str, Any]) -> list[str]:

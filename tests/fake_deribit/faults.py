@@ -14,6 +14,47 @@ from typing import Any
 import orjson
 
 MALFORMED_KINDS = ("truncated", "wrong_type", "extra_fields", "nan_literal", "missing_data")
+REST_MALFORMED_KINDS = ("null_result", "wrong_type", "null_element", "missing_key", "bad_value")
+
+
+def _first_list(value: Any) -> list[Any] | None:
+    """The result itself when a list, else the first list among a dict result's values."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return next((v for v in value.values() if isinstance(v, list)), None)
+    return None
+
+
+def _first_dict(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    items = _first_list(value)
+    return next((v for v in items or () if isinstance(v, dict)), None)
+
+
+def _malform(kind: str, result: Any, rng: random.Random) -> Any:
+    """A copy of `result` broken in one way (what a real reply was seen or could be sent as)."""
+    result = orjson.loads(orjson.dumps(result))
+    if kind == "null_result":
+        return None
+    if kind == "wrong_type":
+        return "unexpected" if not isinstance(result, str) else 42
+    if kind == "null_element":
+        items = _first_list(result)
+        if items is None:
+            return None
+        items.insert(rng.randrange(len(items) + 1), None)
+        return result
+    target = _first_dict(result)
+    if not target:
+        return [None]
+    key = rng.choice(sorted(target))
+    if kind == "missing_key":
+        del target[key]
+    else:  # bad_value
+        target[key] = rng.choice(["x", None, -1, [], {"a": 1}, "NaN"])
+    return result
 
 
 @dataclass
@@ -28,6 +69,7 @@ class Faults:
     random_10028_rate: float = 0.0  # fraction of requests answered with 10028 (session ends)
     refuse_connections_until: float | None = None  # wall time; upgrades refused until then
     refuse_status: int = 503  # HTTP status of a refused upgrade (503 or 429)
+    rest_malformed_rate: float = 0.0  # fraction of HTTP results replaced by a malformed one
     seed: int = 0
     future_trade_ms: int | None = None  # the next option trade is sent this far in the future
     refuse_channels: set[str] = field(default_factory=set)  # left out of subscribe acks
@@ -65,6 +107,13 @@ class Faults:
         if self.malformed_rate <= 0.0 or self.rng.random() >= self.malformed_rate:
             return None
         return self.rng.choice(MALFORMED_KINDS)
+
+    def malform_rest_result(self, result: Any) -> tuple[str, Any] | None:
+        """(kind, a malformed stand-in for an HTTP `result`), or None to send it unchanged."""
+        if self.rest_malformed_rate <= 0.0 or self.rng.random() >= self.rest_malformed_rate:
+            return None
+        kind = self.rng.choice(REST_MALFORMED_KINDS)
+        return kind, _malform(kind, result, self.rng)
 
     def roll_10028(self) -> bool:
         return self.random_10028_rate > 0.0 and self.rng.random() < self.random_10028_rate

@@ -72,6 +72,9 @@ class Publisher:
         self.server = server
         self.router = router
         self.last_ticker: dict[str, dict[str, Any]] = {}
+        # The last quote sent per option: a (re)subscribe gets it again at once, stamped with
+        # its own time, as Deribit sends the current state (deribit-protocol.md section 13).
+        self.last_quote: dict[str, Any] = {}
         self.incremental_pending: dict[str, set[WsSession]] = {}
         self._touched_books: set[str] = set()
 
@@ -85,6 +88,8 @@ class Publisher:
             (catalog.indices if kind == "index" else catalog.dvol_indices).add(key)
         elif kind == "ticker":
             self._incremental_ticker(key, data)
+        elif kind == "quote":
+            self.last_quote[key] = data
         if kind == "instrument_state" and isinstance(data, dict):
             self._fanout(self.router.targets(kind, key), data)
             if data.get("state") in _GONE_STATES:

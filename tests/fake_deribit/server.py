@@ -55,6 +55,7 @@ class ServerStats:
     notifications_sent: int = 0
     errors_sent_by_code: Counter[int] = field(default_factory=Counter)
     rest_calls_by_method: Counter[str] = field(default_factory=Counter)
+    rest_malformed_sent: Counter[str] = field(default_factory=Counter)
     ws_calls_by_method: Counter[str] = field(default_factory=Counter)
     subscribe_calls: int = 0
     heartbeat_closes: int = 0
@@ -358,6 +359,10 @@ class FakeDeribit:
             result = self.dispatcher.call(method, params, ip=ip, session=None, history=history)
         except RpcError as err:
             return self._http_error(req_id, err, us_in)
+        broken = self.faults.malform_rest_result(result)
+        if broken is not None:
+            self.stats.rest_malformed_sent[broken[0]] += 1
+            result = broken[1]
         # usOut: when the exchange read the state it answers with, the market's time (which
         # may lag the clock on a busy machine), as Deribit's answer is the state at its usOut.
         us_out = min(self.now_us(), self.market.now_ms * 1000)

@@ -171,9 +171,10 @@ async def db_trades(database_url: str, lo_ms: int, hi_ms: int) -> list[tuple[Any
 
 
 def sent_quotes(fake: FakeDeribit, hi_ms: int) -> Counter[tuple[Any, ...]]:
-    return Counter(
-        sent_quote_key(s.data) for s in fake.truth.sent_on("quote.") if s.data["timestamp"] <= hi_ms
-    )
+    """Each quote the fake sent, once: a (re)subscribe re-sends the current quote, which is the
+    same quote again (deribit-protocol.md section 13), not a new one."""
+    keys = {sent_quote_key(s.data) for s in fake.truth.sent_on("quote.")}
+    return Counter(k for k in keys if k[1] <= hi_ms)
 
 
 async def db_quotes(database_url: str, hi_ms: int) -> Counter[tuple[Any, ...]]:

@@ -145,6 +145,7 @@ def test_status_and_spool_tables_have_the_writers_columns(schema_db: str) -> Non
         ("segment", "text"),
         ("last_batch_seq", "bigint"),
         ("updated_at", "timestamp with time zone"),
+        ("rows_done", "integer"),  # 010_writer_batches.sql
     ]
     assert pkey == ("PRIMARY KEY (collector_name, segment)",)
 

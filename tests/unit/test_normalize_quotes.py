@@ -171,6 +171,7 @@ def test_eth_option_ticker_greeks(shared_data: Path) -> None:
         None,  # best bid price 0 with amount 0: empty
         0.001,
         RECV,
+        at_ms(1626993723632),
     )
 
 

@@ -1,0 +1,65 @@
+"""Quotes the exchange sends again: never stored twice.
+
+Deribit answers every (re)subscribe with the current quote at once, stamped with the time of
+its last change (deribit-protocol.md section 13; the fake exchange does the same). After a
+reconnect or a restart with no change in between, that frame repeats a stored row exactly. A
+quote is a repeat when its instrument, exchange timestamp and book values (best bid/ask price
+and amount, and the IVs a ticker carries) equal the last one seen for the instrument; marks
+are attached here, not sent, so they are left out of the comparison.
+
+The last quote per option is remembered for the run and, at start, read from the database
+(one index probe per option), so the first frame after a restart is recognised too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from scripts.models import QuoteRow
+
+Key = tuple[Any, ...]
+
+
+def quote_key(row: QuoteRow | tuple[Any, ...]) -> Key:
+    """timestamp, best bid price/amount, best ask price/amount, bid/ask IV."""
+    return (row[0], *tuple(row[2:8]))
+
+
+class QuoteRepeats:
+    """The last quote per instrument; `seen(row)` is True for a repeat of it."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, Key] = {}
+        self.repeats = 0
+
+    def seen(self, row: QuoteRow) -> bool:
+        key = quote_key(row)
+        name = row[1]
+        if self.last.get(name) == key:
+            self.repeats += 1
+            return True
+        self.last[name] = key
+        return False
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drops expired or delisted instruments."""
+        for name in names:
+            self.last.pop(name, None)
+
+    async def load(self, database_url: str, table: str, names: list[str]) -> None:
+        """Reads the newest stored quote of each of `names` (after a restart)."""
+        if not names:
+            return
+        import psycopg
+        from psycopg import sql
+
+        query = sql.SQL(
+            'SELECT n, q.* FROM unnest(%s::text[]) AS n, LATERAL (SELECT "timestamp", '
+            "best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, bid_iv, ask_iv "
+            'FROM {} WHERE instrument_name = n ORDER BY "timestamp" DESC LIMIT 1) AS q'
+        ).format(sql.Identifier(table))
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            cur = await conn.execute(query, (names,))
+            for name, *values in await cur.fetchall():
+                self.last.setdefault(name, tuple(values))
