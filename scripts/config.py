@@ -470,6 +470,8 @@ def _fleet_shares(r: _Reader, settings: Settings, role: str) -> Settings:
     if role == "ws" and r.raw("WS_MAX_CONNECTIONS") is None:
         changes["ws_max_connections"] = fleet.ws_connections_share(n)
     return replace(settings, **changes)
+
+
 def _retention_days(reader: _Reader) -> int:
     def convert(text: str) -> int:
         value = int(text)

@@ -52,8 +52,8 @@ from typing import Any, NamedTuple
 
 from scripts.clock import Clock
 from scripts.collectors.expiry import expired_names
-from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.collectors.rejects import Rejects
+from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow

@@ -159,7 +159,7 @@ def day_rows(
                 yield models.GreeksRow(
                     ts, o.name, cur, _delta(o, ts), 0.0001, 10.0, -5.0, 1.0, _iv(o, ts),
                     None, None, 0.01, SPOT, f"{cur}-PERPETUAL", SPOT, 100 + rng.random() * 50,
-                    0.0, 0.0099, 0.0101, ts,
+                    0.0, 0.0099, 0.0101, ts, ts,
                 )  # fmt: skip
 
     futures = [
