@@ -106,7 +106,7 @@ VALUES
     ('futures_ohlcv', 'cost', 'traded value in the quote currency: USD (USDC for linear futures)'),
     ('futures_ohlcv', 'received_at', 'when chaintape read the bar (UTC)'),
     -- options_greeks: REST ticker per option
-    ('options_greeks', 'timestamp', 'exchange time of the ticker (UTC)'),
+    ('options_greeks', 'timestamp', 'start of the poll interval (the hour, UTC) the ticker was read for: one row per option and hour'),
     ('options_greeks', 'instrument_name', 'Deribit option name'),
     ('options_greeks', 'currency', 'chaintape currency code'),
     ('options_greeks', 'delta', 'Deribit delta: change of the option value per 1 of underlying, in base coin (fraction, -1..1)'),
@@ -126,6 +126,7 @@ VALUES
     ('options_greeks', 'best_bid_price', 'best bid: in the coin for BTC/ETH options, in USDC for linear ones'),
     ('options_greeks', 'best_ask_price', 'best ask: in the coin for BTC/ETH options, in USDC for linear ones'),
     ('options_greeks', 'received_at', 'when chaintape received the ticker (UTC)'),
+    ('options_greeks', 'ticker_timestamp', 'exchange time of the ticker read for this hour (UTC)'),
     -- funding_rates
     ('funding_rates', 'timestamp', 'end of the funding hour (UTC)'),
     ('funding_rates', 'instrument_name', 'Deribit perpetual'),
@@ -204,6 +205,25 @@ VALUES
     ('spool_offsets', 'segment', 'spool segment file number'),
     ('spool_offsets', 'last_batch_seq', 'last batch of the segment written to the database'),
     ('spool_offsets', 'updated_at', 'when it was recorded (UTC)'),
+    ('spool_offsets', 'rows_done', 'rows of the next batch already written (a batch replayed in parts around a refused row)'),
+    -- writer_batches: exactly-once writes when a COMMIT's outcome is unknown (010)
+    ('writer_batches', 'collector_name', 'collector whose writer transaction this was'),
+    ('writer_batches', 'batch_id', 'id of the writer transaction, written inside it'),
+    ('writer_batches', 'replayed', 'true when the batch was written by a spool replay (the original never committed)'),
+    ('writer_batches', 'created_at', 'when the batch was written (UTC); pruned after a day'),
+    -- backups: one row per backup and restore test (040)
+    ('backups', 'id', 'row id'),
+    ('backups', 'kind', 'backup or restore_test'),
+    ('backups', 'started_at', 'start of the run (UTC)'),
+    ('backups', 'finished_at', 'end of the run (UTC)'),
+    ('backups', 'duration_s', 'run time, seconds'),
+    ('backups', 'success', 'true when the dump was written (backup) or agreed row for row (restore test)'),
+    ('backups', 'file_name', 'the dump written or restored (a file in BACKUP_DIR)'),
+    ('backups', 'size_bytes', 'size of the dump, bytes'),
+    ('backups', 'database_bytes', 'pg_database_size at dump time, bytes'),
+    ('backups', 'timescaledb_version', 'TimescaleDB version of the dumped database'),
+    ('backups', 'error', 'one line saying why, when success is false'),
+    ('backups', 'details', 'tables compared, files pruned, ... (JSON)'),
     -- settings, registry, migrations
     ('chaintape_settings', 'name', 'setting name: retention_days, schedule_policies'),
     ('chaintape_settings', 'value', 'setting value as text (retention_days: days, 0 = keep everything)'),

@@ -17,3 +17,6 @@ CREATE TABLE IF NOT EXISTS backups (
     details             jsonb                -- tables compared, pruned files, ...
 );
 CREATE INDEX IF NOT EXISTS backups_kind_finished_idx ON backups (kind, finished_at DESC);
+
+-- Its columns' units and meaning (020_column_comments.sql lists them; this file runs later).
+SELECT chaintape_comment_columns();
