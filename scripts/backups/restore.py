@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -59,6 +60,10 @@ class RestoreResult:
     manifest: Manifest
     differences: list[str]  # empty when everything agrees (or nothing was compared)
     compared: bool  # False when the dump had no manifest to compare with
+
+
+_ERROR = re.compile(r"^pg_restore: error:|\bERROR:|^pg_restore: \[archiver\]")
+_PROBLEM = re.compile(r"^pg_restore: (error|warning):|\bERROR:|\bWARNING:")
 
 
 def restore_dump(
@@ -212,11 +217,12 @@ def _run_pg_restore(pg_restore: str, dump: Path, target_url: str, progress: Prog
         for raw in proc.stderr:
             line = raw.rstrip("\n")
             progress.line(line)
-            lowered = line.lower()
-            if not line.startswith("pg_restore: ") or "error" in lowered or "warning" in lowered:
+            # Verbose lines name objects ("creating COMMENT ... backups.error"): only
+            # pg_restore's own error/warning prefix or a server ERROR counts as a problem.
+            if not line.startswith("pg_restore: ") or _PROBLEM.search(line):
                 tail.append(line)
         code = proc.wait()
-    errors = [ln for ln in tail if "error" in ln.lower()]
+    errors = [ln for ln in tail if _ERROR.search(ln)]
     if code != 0 or errors:
         raise BackupError(
             f"pg_restore failed (exit {code}) restoring {dump.name}: "
