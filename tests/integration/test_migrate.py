@@ -440,7 +440,11 @@ def test_migrate_command_exit_codes(database_url: str, tmp_path: Path, grafana_r
     assert f"read-only role '{grafana_role}'" in ok.stdout
     assert GOOD_PASSWORD not in ok.stdout + ok.stderr
 
-    default = _run(["-m", "scripts.migrate"], _env(database_url), tmp_path)
+    # Roles belong to the cluster: name one no other test creates, so "not set" is the answer.
+    absent_role = f"{grafana_role}_never_made"
+    default = _run(
+        ["-m", "scripts.migrate"], _env(database_url, GRAFANA_DB_USER=absent_role), tmp_path
+    )
     assert default.returncode == 0, default.stderr
     assert "currencies: btc, eth, sol (added now: btc, eth)" in default.stdout
     assert "GRAFANA_DB_PASSWORD is not set" in default.stdout
