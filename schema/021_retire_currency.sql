@@ -20,6 +20,24 @@ BEGIN
     DELETE FROM chaintape_currencies WHERE currency = c;
     -- The views now span the other currencies only; with none left they are dropped.
     PERFORM chaintape_rebuild_views();
+    -- The dashboards' aggregates (030) read its tables: the hourly ones first (they read the
+    -- minute ones). Their union views are dropped and rebuilt over the other currencies.
+    FOREACH kind IN ARRAY ARRAY['option_quotes_1h', 'option_trades_1h', 'option_quotes_1m',
+                                'option_trades_1m'] LOOP
+        rel := c || '_' || kind;
+        EXECUTE format('DROP VIEW IF EXISTS %I', kind);
+        CONTINUE WHEN to_regclass(quote_ident(rel)) IS NULL;
+        IF EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates a
+                    WHERE a.view_schema = 'public' AND a.view_name = rel) THEN
+            EXECUTE format('DROP MATERIALIZED VIEW %I', rel);
+        ELSE
+            EXECUTE format('DROP VIEW %I', rel);
+        END IF;
+        dropped := dropped || rel;
+    END LOOP;
+    IF to_regprocedure('chaintape_dashboard_objects()') IS NOT NULL THEN
+        PERFORM chaintape_dashboard_objects();
+    END IF;
     FOREACH kind IN ARRAY ARRAY['option_trade_bars_1h', 'option_quotes', 'option_trades',
                                 'option_orderbook_depth'] LOOP
         rel := c || '_' || kind;
