@@ -5,6 +5,7 @@ exchange refuses. Fake exchange over real sockets, real database."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,9 @@ async def test_a_trade_stamped_in_the_future_is_refused_and_repair_keeps_working
     await asyncio.sleep(3.0)
     cut_ms = int((fake.clock.now() - 10.0) * 1000)
     await assert_trades_exact(database_url, fake, lo_ms, cut_ms)
-    refused = {r: n for r, n in run.collector.rejects.by_reason.items() if FUTURE_REASON in r}
+    # Counter keys carry the kind of problem with its numbers replaced (rejects.py).
+    kind = re.sub(r"\d+", "N", FUTURE_REASON)
+    refused = {r: n for r, n in run.collector.rejects.by_reason.items() if kind in r}
     assert sum(refused.values()) == 1, run.collector.rejects.by_reason
     newest = await query(database_url, "SELECT max(timestamp) FROM eth_option_trades")
     now_ms = int(fake.clock.now() * 1000)
