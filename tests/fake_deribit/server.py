@@ -365,7 +365,9 @@ class FakeDeribit:
             result = broken[1]
         # usOut: when the exchange read the state it answers with, the market's time (which
         # may lag the clock on a busy machine), as Deribit's answer is the state at its usOut.
-        us_out = min(self.now_us(), self.market.now_ms * 1000)
+        us_out = self.now_us()
+        if self.market is not None:  # None when replaying recordings
+            us_out = min(us_out, self.market.now_ms * 1000)
         body = rpc.response(req_id, result=result, us_in=min(us_in, us_out), us_out=us_out)
         return web.Response(body=body, content_type="application/json")
 
