@@ -4,8 +4,9 @@ Deribit answers every (re)subscribe with the current quote at once, stamped with
 its last change (deribit-protocol.md section 13; the fake exchange does the same). After a
 reconnect or a restart with no change in between, that frame repeats a stored row exactly. A
 quote is a repeat when its instrument, exchange timestamp and book values (best bid/ask price
-and amount, and the IVs a ticker carries) equal the last one seen for the instrument; marks
-are attached here, not sent, so they are left out of the comparison.
+and amount) equal the last one seen for the instrument. Marks, forwards and bid/ask IVs are
+attached here (IVs at flush, from the forward), not sent, so they are left out of the
+comparison: a stored row has IVs that a freshly received repeat does not have yet.
 
 The last quote per option is remembered for the run and, at start, read from the database
 (one index probe per option), so the first frame after a restart is recognised too.
@@ -22,8 +23,8 @@ Key = tuple[Any, ...]
 
 
 def quote_key(row: QuoteRow | tuple[Any, ...]) -> Key:
-    """timestamp, best bid price/amount, best ask price/amount, bid/ask IV."""
-    return (row[0], *tuple(row[2:8]))
+    """timestamp, best bid price/amount, best ask price/amount."""
+    return (row[0], *tuple(row[2:6]))
 
 
 class QuoteRepeats:
@@ -56,7 +57,7 @@ class QuoteRepeats:
 
         query = sql.SQL(
             'SELECT n, q.* FROM unnest(%s::text[]) AS n, LATERAL (SELECT "timestamp", '
-            "best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, bid_iv, ask_iv "
+            "best_bid_price, best_bid_amount, best_ask_price, best_ask_amount "
             'FROM {} WHERE instrument_name = n ORDER BY "timestamp" DESC LIMIT 1) AS q'
         ).format(sql.Identifier(table))
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:

@@ -107,6 +107,9 @@ async def run_realtime(
     async def setup() -> None:
         if apply_schema:
             await apply_settings_schema(s)
+        # Rows an earlier run spooled go in first, so what `prepare` reads (the newest stored
+        # quote of each option, for repeats and the not-running gap) includes them.
+        await writer.flush()
         await collector.prepare()
 
     code = await start_when_database_ready(

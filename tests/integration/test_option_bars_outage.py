@@ -9,6 +9,7 @@ it, the real `OptionBarsPoller` polling that database every simulated minute in 
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,17 @@ async def test_bars_of_minutes_spooled_during_an_outage_match_the_recorded_trade
         while fake.clock.now() - outage_start < OUTAGE_S:
             await poll_once(poller)  # fails: the database is down
             await asyncio.sleep(MINUTE_WALL_S)
-        await start_database(private_cluster)
-        # The poller is back before the collector's spool is replayed (its writer retries
-        # with backoff): it passes the outage's minutes while their trades are still spooled.
-        await wait_for(lambda: poll_once(poller), 30, "a poll after the outage")
-        assert c.status_file().get("spool_bytes", 0) > 0, "the spool was replayed first"
+        # The collector is held (SIGSTOP) while the database comes back, so the poller is
+        # back before the spool is replayed: it passes the outage's minutes while their trades
+        # are still spooled (the race a slow writer reconnect or a long replay gives).
+        assert c.proc is not None
+        c.proc.send_signal(signal.SIGSTOP)
+        try:
+            await start_database(private_cluster)
+            await wait_for(lambda: poll_once(poller), 30, "a poll after the outage")
+            assert c.status_file().get("spool_bytes", 0) > 0, "the spool was replayed first"
+        finally:
+            c.proc.send_signal(signal.SIGCONT)
         await wait_for(lambda: c.status_file().get("spool_bytes") == 0, 60, "spool replayed")
         for _ in range(4):
             await asyncio.sleep(MINUTE_WALL_S)
