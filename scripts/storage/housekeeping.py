@@ -31,3 +31,8 @@ async def prune(conn: AsyncConnection[Any], collector_name: str, *, spool_empty:
         "(SELECT max(received_at) FROM rejected_messages) - make_interval(days => %s)",
         (REJECTED_KEEP_DAYS,),
     )
+
+
+async def probe(conn: AsyncConnection[Any]) -> None:
+    """A cheap round trip: is the database there?"""
+    await conn.execute("SELECT 1")
