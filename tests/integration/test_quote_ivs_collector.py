@@ -80,10 +80,12 @@ async def test_quote_rows_carry_the_forward_and_bid_ask_ivs_of_the_fake_pricing(
     table = f"{code.lower()}_option_quotes"
 
     async def enough() -> bool:
+        # Enough rows with a forward and enough IVs for the checks below (600 of them).
         rows = await query(
-            database_url, f"SELECT count(*) FROM {table} WHERE underlying_price IS NOT NULL"
+            database_url,
+            f"SELECT count(underlying_price), count(bid_iv) + count(ask_iv) FROM {table}",
         )
-        return rows[0][0] >= 400
+        return rows[0][0] >= 400 and rows[0][1] >= 620
 
     await wait_for(enough, 60, "quote rows with a forward")
     assert await stop_collector(run) == 0
