@@ -13,7 +13,7 @@ mark price at the close come from one `get_book_summary_by_currency(kind=option)
 currency per minute, which carries the mark of every option, so every live option gets a row
 each minute, traded or not. The trade aggregation covers the last `recompute_minutes` plus any
 older minute (up to `late_trades_s` back) whose bar's `trade_count` differs from the trades
-stored for it now, so trades that land late (repaired by the real-time collector, or replayed
+stored for it now (that look a day back runs every `LATE_SCAN_EVERY`, 5 minutes), so trades that land late (repaired by the real-time collector, or replayed
 from its spool after a database outage, with their original `received_at`) still reach their
 bars, whenever they land and whatever the two processes' clocks say. Marks of minutes when
 this collector was down stay NULL: Deribit keeps no per-minute mark history for them.
@@ -205,6 +205,8 @@ def _trades_aggregate_sql(trades_table: str) -> sql.Composed:
     ).format(trades=sql.Identifier(trades_table))
 
 
+LATE_SCAN_EVERY = timedelta(minutes=5)
+
 MARKS_SQL = sql.SQL(
     """
     INSERT INTO options_ohlcv AS t (timestamp, instrument_name, currency, resolution,
@@ -264,6 +266,7 @@ class OptionBarsPoller:
         self.late_trades = timedelta(seconds=late_trades_s)
         self.fetch_marks = fetch_marks
         self.cursor: datetime | None = None  # end (exclusive) of the minutes already aggregated
+        self._late_scan_due: datetime | None = None  # next poll that looks a day back
         self.bars_upserted = 0
         self.marks_written = 0
         self.rejected = 0
@@ -291,8 +294,14 @@ class OptionBarsPoller:
         frm = to - self.max_lookback
         if self.cursor is not None:
             frm = max(frm, min(to, self.cursor) - self.recompute)
+        # Trades that land late (spool replay, repair) are looked for a day back every
+        # LATE_SCAN_EVERY, not every minute: that scan reads a day of trades.
+        late_from = frm
+        if self._late_scan_due is None or to >= self._late_scan_due:
+            late_from = min(frm, to - self.late_trades)
+            self._late_scan_due = to + LATE_SCAN_EVERY
         params = {
-            "late_from": min(frm, to - self.late_trades),
+            "late_from": late_from,
             "from": frm,
             "to": to,
             "currency": self.spec.code,

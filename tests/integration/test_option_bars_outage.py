@@ -105,7 +105,7 @@ async def test_bars_of_minutes_spooled_during_an_outage_match_the_recorded_trade
         finally:
             c.proc.send_signal(signal.SIGCONT)
         await wait_for(lambda: c.status_file().get("spool_bytes") == 0, 60, "spool replayed")
-        for _ in range(4):
+        for _ in range(7):  # past the poller's next look a day back (LATE_SCAN_EVERY)
             await asyncio.sleep(MINUTE_WALL_S)
             await poll_once(poller)
         cut_ms = market_cut_ms(fake, 180.0)
