@@ -13,7 +13,8 @@ mark price at the close come from one `get_book_summary_by_currency(kind=option)
 currency per minute, which carries the mark of every option, so every live option gets a row
 each minute, traded or not. The trade aggregation covers the last `recompute_minutes` plus any
 older minute (up to `late_trades_s` back) whose bar's `trade_count` differs from the trades
-stored for it now (that look a day back runs every `LATE_SCAN_EVERY`, 5 minutes), so trades that land late (repaired by the real-time collector, or replayed
+stored for it now (that look a day back runs every `LATE_SCAN_EVERY`, 5 minutes), so trades
+that land late (repaired by the real-time collector, or replayed
 from its spool after a database outage, with their original `received_at`) still reach their
 bars, whenever they land and whatever the two processes' clocks say. Marks of minutes when
 this collector was down stay NULL: Deribit keeps no per-minute mark history for them.
