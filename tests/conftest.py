@@ -18,6 +18,15 @@ SHARED_DATA = Path(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs two workers), the deployment tests share one
+    worker: they use the host's network and one Docker engine, so they run one at a time."""
+    docker_dir = REPO_ROOT / "tests" / "docker"
+    for item in items:
+        if docker_dir in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("docker"))
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """One throwaway cluster for the whole session; its `edition` is 'apache' or 'timescale'."""

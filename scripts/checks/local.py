@@ -50,8 +50,15 @@ def containers(settings: Settings) -> Findings:
     if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
         return Findings(notes=[f"Docker socket {host} not mounted: container restarts not checked"])
     try:
-        import docker  # the fleet extra
-
+        import docker
+    except ImportError:
+        return Findings(
+            [
+                f"cannot read containers through {host}: the Docker SDK is not installed "
+                "(pip install 'chaintape[fleet]')"
+            ]
+        )
+    try:
         client = docker.DockerClient(base_url=host, timeout=10)
         listed = client.containers.list(
             all=True,

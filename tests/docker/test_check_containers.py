@@ -54,7 +54,9 @@ def test_restarting_and_unhealthy_containers_are_reported(project: str) -> None:
         },
         need_currency="many",
     )
-    assert containers(settings).notes == [f"no containers of compose project {project!r}"]
+    empty = containers(settings)
+    assert empty.problems == []
+    assert empty.notes == [f"no containers of compose project {project!r}"]
     _run(
         project,
         "crasher",
