@@ -15,7 +15,7 @@ types:
 	$(PY) -m mypy
 
 test:
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2
 
 format:
 	$(PY) -m ruff format scripts tests

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,13 +19,18 @@ SHARED_DATA = Path(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs two workers), the deployment tests share one
-    worker: they use the host's network and one Docker engine, so they run one at a time."""
-    docker_dir = REPO_ROOT / "tests" / "docker"
-    for item in items:
-        if docker_dir in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("docker"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test` runs two workers) the deployment tests form one unit of
+    work, run in order on one worker: they share the host's network and one Docker engine, and
+    a module's tests build on each other. Every other test is its own unit. (Not `--dist
+    loadgroup`: its group marks are lost with pytest 9.2's node ids.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DeploymentTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/docker" if nodeid.startswith("tests/docker/") else nodeid
+
+    return DeploymentTestsTogether(config, log)
 
 
 @pytest.fixture(scope="session")

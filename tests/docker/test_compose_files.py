@@ -133,6 +133,7 @@ def test_services_are_healthchecked_limited_and_restarted(main: dict[str, Any]) 
     budget = sum(mb(services[n]["mem_limit"]) for n in LONG_RUNNING)
     assert budget <= NAS_BUDGET_MB, f"{budget} MB"
     assert "= 2752 MB" in COMPOSE_FILE.read_text() and budget == 2752
+    assert f"limits add up to {budget:.0f} MB" in (REPO_ROOT / "DEPLOYMENT_GUIDE.md").read_text()
 
 
 def test_collectors_wait_for_the_database_and_migration_and_outlast_the_drain(

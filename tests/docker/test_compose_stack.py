@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -213,6 +215,62 @@ def test_upgrade_to_an_image_with_a_new_migration_keeps_rows_and_trades(d: Deplo
     assert [t for t in tables if after[t] < before[t]] == [], (before, after)
     time.sleep(3)
     d.trades_exact(("ETH", "BTC"))
+
+
+def test_the_dsm_alert_script_passes_the_checks_report_and_exit_code_through(
+    d: Deployment,
+) -> None:
+    """scripts/dsm-check.sh as DSM's Task Scheduler runs it (sh, from the project folder with
+    its .env): the check's report and exit code, in the running backup service and, with that
+    service stopped, in a one-off container of it. No backup has run yet: exit 1, one problem."""
+    d.project.wait_healthy(["backup"])
+    # the NAS's project folder: the compose file, .env and scripts/dsm-check.sh
+    folder = d.tmp / "nas"
+    (folder / "scripts").mkdir(parents=True)
+    shutil.copy2(COMPOSE_FILE, folder / COMPOSE_FILE.name)
+    shutil.copy2(d.env_file, folder / ".env")
+    script = str(shutil.copy2(REPO_ROOT / "scripts" / "dsm-check.sh", folder / "scripts"))
+    env = {
+        **os.environ,
+        "COMPOSE_FILE": f"{COMPOSE_FILE.name}:{TEST_OVERRIDE}",
+        "COMPOSE_PROJECT_NAME": d.project.name,
+    }
+
+    def problems(out: str) -> list[str]:
+        """The problem lines, figures masked (ages and free space move between runs)."""
+        lines = [ln for ln in out.splitlines() if ln.startswith("PROBLEM: ")]
+        return [re.sub(r"\d+(\.\d+)?", "N", ln) for ln in lines]
+
+    direct = docker(
+        "compose",
+        *d.project.args(),
+        "exec",
+        "-T",
+        "backup",
+        "python",
+        "-m",
+        "scripts.check",
+        check=False,
+    )
+    assert direct.returncode == 1, direct.stdout
+    assert "PROBLEM: no successful backup recorded yet" in direct.stdout.splitlines()
+    for backup_running in (True, False):
+        if not backup_running:
+            d.project.run("stop", "backup")
+        via = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=300)
+        assert via.returncode == direct.returncode, via.stdout + via.stderr
+        assert problems(via.stdout) == problems(direct.stdout), via.stdout
+        assert via.stdout.rstrip().endswith(f"{len(problems(direct.stdout))} problem(s)")
+    d.project.up("backup")
+    missing = subprocess.run(
+        ["sh", script],
+        env={**env, "CHAINTAPE_DIR": str(d.tmp / "no-such-folder")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 3
+    assert "cannot cd to" in missing.stdout
 
 
 def test_backup_service_dump_restores_into_a_fresh_database_from_the_guide(d: Deployment) -> None:

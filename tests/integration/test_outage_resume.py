@@ -66,11 +66,12 @@ def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
         )
 
 
-async def until(cond: Any, timeout_s: float, what: str) -> None:
+async def until(cond: Any, timeout_s: float, what: str, state: Any = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            seen = f": {state()}" if state else ""
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{seen}")
         await asyncio.sleep(0.1)
 
 
@@ -122,10 +123,12 @@ async def test_every_collector_writes_within_seconds_of_the_database_coming_back
                 f"{name} writing to the database",
             )
         await stop_database(private_cluster, "fast")
+        # a precondition, not a figure under test: generous for a loaded machine
         await until(
             lambda: all(status(spool, n).get("db_ok") is False for n in COMMANDS),
-            30,
+            90,
             "every collector noticing the outage",
+            lambda: {n: status(spool, n).get("db_ok") for n in COMMANDS},
         )
         await asyncio.sleep(OUTAGE_S)
         await start_database(private_cluster)  # pg_ctl -w: returns once it accepts connections
