@@ -59,34 +59,47 @@ _ERFC_COEFFS = (
 )
 
 
-def _erfc(z: Floats) -> Floats:
-    """erfc with a fractional error below 1.2e-7 everywhere, tails included (the Chebyshev
-    fit of Numerical Recipes' `erfcc`): the wings keep their relative precision."""
-    a = np.abs(z)
+def _erfc_fit(a: Floats) -> Floats:
+    """t exp(-a^2 + poly(t)) of Numerical Recipes' `erfcc` for a = |z|: erfc(|z|), with a
+    fractional error below 1.2e-7 everywhere, tails included (the wings keep their relative
+    precision); erfc(-|z|) is 2 minus it."""
     t = 1.0 / (1.0 + 0.5 * a)
-    poly = np.full_like(t, _ERFC_COEFFS[-1])
-    for c in _ERFC_COEFFS[-2::-1]:  # Horner, highest power first
+    poly = t * _ERFC_COEFFS[-1] + _ERFC_COEFFS[-2]  # Horner, highest power first
+    for c in _ERFC_COEFFS[-3::-1]:
         poly = poly * t + c
-    r = t * np.exp(-a * a + poly)
-    return np.where(z >= 0.0, r, 2.0 - r)
+    with np.errstate(over="ignore", under="ignore"):  # exp(-a * a) is 0 far out: right
+        return t * np.exp(-a * a + poly)
 
 
 def norm_cdf(x: Floats) -> Floats:
-    """The standard normal distribution function, elementwise. Near the middle, where an
-    at-the-money value is a small difference of two of these, erf's Taylor series (exact to
-    double precision for |z| < 0.5) replaces the fit."""
+    """The standard normal distribution function, elementwise: 0.5 erfc(-z), z = x / sqrt(2),
+    from the fit above. Near the middle, where an at-the-money value is a small difference of
+    two of these, erf's Taylor series (exact to double precision for |z| < 0.5) replaces the
+    fit; each element is computed by one of the two only."""
     z = x * _INV_SQRT2
-    with np.errstate(over="ignore"):  # exp(-a * a) underflows to 0 far out: the right value
-        fit = 0.5 * _erfc(-z)
-    near = np.nonzero(np.abs(z) < 0.5)[0]
-    if near.size:
-        zn = z[near]
-        z2 = zn * zn
-        poly = np.full_like(zn, _ERF_SERIES[-1])
-        for c in _ERF_SERIES[-2::-1]:
-            poly = poly * z2 + c
-        fit[near] = 0.5 + zn * poly
-    return fit
+    a = np.abs(z)
+    is_near = a < 0.5
+    near = np.nonzero(is_near)[0]
+    if near.size == 0:
+        r = _erfc_fit(a)
+        neg = np.nonzero(z > 0.0)[0]  # erfc(-z) with -z < 0
+        r[neg] = 2.0 - r[neg]
+        return 0.5 * r
+    out = np.empty_like(z)
+    if near.size < z.size:
+        far = np.nonzero(~is_near)[0]
+        zf = z[far]
+        r = _erfc_fit(a[far])
+        neg = np.nonzero(zf > 0.0)[0]
+        r[neg] = 2.0 - r[neg]
+        out[far] = 0.5 * r
+    zn = z[near]
+    z2 = zn * zn
+    poly = z2 * _ERF_SERIES[-1] + _ERF_SERIES[-2]
+    for c in _ERF_SERIES[-3::-1]:
+        poly = poly * z2 + c
+    out[near] = 0.5 + zn * poly
+    return out
 
 
 def otm_value(x: Floats, s: Floats, theta: Floats) -> Floats:
@@ -119,47 +132,55 @@ def implied_total_vol(q: Floats, x: Floats) -> Floats:
 
 
 def _solve(q: Floats, x: Floats) -> Floats:
-    theta = np.where(x >= 0.0, 1.0, -1.0)
-    upper = np.where(x >= 0.0, 1.0, np.exp(x))  # the OTM option is worth less than this
+    nonneg = x >= 0.0
+    ex = np.exp(x)
+    upper = np.where(nonneg, 1.0, ex)  # the OTM option is worth less than this
     ok = (q > MIN_TIME_VALUE) & (q < upper) & np.isfinite(q) & np.isfinite(x)
     out = np.full(q.shape, np.nan)
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
         return out
-    qa, xa, th = q[idx], x[idx], theta[idx]
+    qa, neg_x, ex = q[idx], -x[idx], ex[idx]
+    theta = np.where(nonneg[idx], 1.0, -1.0)
+    target = np.log(qa)
     # A start near the root: sqrt(2 pi) q* is below it for every strike, and far in the
     # wings, where q ~ exp(-x^2 / 2 s^2), |x| / sqrt(-2 ln q*) is close to it.
-    s = np.maximum(_SQRT_2PI * qa, np.abs(xa) / np.sqrt(-2.0 * np.log(qa)))
+    s = np.maximum(_SQRT_2PI * qa, np.abs(neg_x) / np.sqrt(-2.0 * target))
     lo = np.zeros_like(s)
     hi = np.full_like(s, np.inf)
-    target = np.log(qa)
-    done = np.zeros(s.shape, dtype=bool)
+    found = np.full(idx.size, np.nan)  # did not converge: no value rather than a wrong one
+    pos = np.arange(idx.size)  # the elements still iterating, as positions in `found`
     for _ in range(MAX_ITERATIONS):
-        act = np.nonzero(~done)[0]
-        if act.size == 0:
-            break
-        sa, xx, tt = s[act], xa[act], th[act]
-        val = otm_value(xx, sa, tt)
-        d1 = -xx / sa + 0.5 * sa
+        # otm_value (its d1 and d2 kept for the derivatives) with exp(x) computed once.
+        d1 = neg_x / s + 0.5 * s
+        d2 = d1 - s
+        val = theta * (norm_cdf(theta * d1) - ex * norm_cdf(theta * d2))
         vega = _INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
-        f = np.log(val) - target[act]
+        f = np.log(val) - target
         # Halley's step on f = ln q - ln q*: f' = q'/q with q' the vega, and
         # q'' = vega * d1 * d2 / s, so f''/f' = d1 (d1 - s) / s - f'.
         g = vega / val
-        h = d1 * (d1 - sa) / sa - g
+        h = d1 * d2 / s - g
         newton = f / g
         step = newton / (1.0 - 0.5 * newton * h)
-        below = ~(f >= 0.0)  # underflow (val 0, f -inf) counts as below the root
-        lo[act] = np.where(below, sa, lo[act])
-        hi[act] = np.where(f > 0.0, sa, hi[act])
-        new = sa - step
-        bad = ~np.isfinite(new) | (new < lo[act]) | (new > hi[act])
-        fallback = np.where(np.isfinite(hi[act]), 0.5 * (lo[act] + hi[act]), 2.0 * sa)
-        new = np.where(bad, fallback, new)
-        s[act] = new
-        done[act] = np.abs(new - sa) <= TOLERANCE * new
-    s[~done] = np.nan  # did not converge: no value rather than a wrong one
-    out[idx] = s
+        # Underflow (val 0, f -inf) counts as below the root.
+        lo = np.where(f >= 0.0, lo, s)
+        hi = np.where(f > 0.0, s, hi)
+        new = s - step
+        bad = np.nonzero(~np.isfinite(new) | (new < lo) | (new > hi))[0]
+        if bad.size:
+            hb, lb = hi[bad], lo[bad]
+            new[bad] = np.where(np.isfinite(hb), 0.5 * (lb + hb), 2.0 * s[bad])
+        done = np.abs(new - s) <= TOLERANCE * new
+        s = new
+        if done.any():
+            found[pos[done]] = s[done]
+            left = np.nonzero(~done)[0]
+            if left.size == 0:
+                break
+            pos, s, lo, hi = pos[left], s[left], lo[left], hi[left]
+            neg_x, ex, theta, target = neg_x[left], ex[left], theta[left], target[left]
+    out[idx] = found
     return out
 
 
@@ -170,18 +191,42 @@ def implied_vol_pct(
     years: Floats,
     is_call: NDArray[np.bool_],
     linear: NDArray[np.bool_],
+    first: NDArray[np.intp] | None = None,
 ) -> Floats:
     """Black-76 IV in percent of option prices (coin for inverse, USDC for linear options,
     see the module doc); NaN where the inputs admit none (no price, expired, below
-    intrinsic value, no forward)."""
+    intrinsic value, no forward).
+
+    `first`, when given, is for each element the index of an element with the same price,
+    forward, strike and option (often itself): the total volatility is solved once for those,
+    and only the time to expiry is each element's own."""
     with np.errstate(all="ignore"):
-        p = np.where(linear, price / forward, price)  # per unit of forward
-        k = strike / forward
-        x = np.log(k)
-        itm_call = is_call & (x < 0.0)
-        itm_put = ~is_call & (x >= 0.0)
-        q = np.where(itm_call, p - (1.0 - k), np.where(itm_put, p - (k - 1.0), p))
         valid = (years > 0.0) & (forward > 0.0) & (price > 0.0) & (strike > 0.0)
-        q = np.where(valid, q, np.nan)
-        s = implied_total_vol(q, x)
-        return 100.0 * s / np.sqrt(np.where(valid, years, np.nan))
+        if first is None:
+            return (
+                100.0
+                * _total_vol(price, forward, strike, is_call, linear)
+                / np.sqrt(np.where(valid, years, np.nan))
+            )
+        u = np.nonzero(first == np.arange(first.size))[0]
+        s = _total_vol(price[u], forward[u], strike[u], is_call[u], linear[u])
+        back = np.empty(first.size, dtype=np.intp)
+        back[u] = np.arange(u.size)
+        return 100.0 * s[back[first]] / np.sqrt(np.where(valid, years, np.nan))
+
+
+def _total_vol(
+    price: Floats,
+    forward: Floats,
+    strike: Floats,
+    is_call: NDArray[np.bool_],
+    linear: NDArray[np.bool_],
+) -> Floats:
+    p = np.where(linear, price / forward, price)  # per unit of forward
+    k = strike / forward
+    x = np.log(k)
+    itm_call = is_call & (x < 0.0)
+    itm_put = ~is_call & (x >= 0.0)
+    q = np.where(itm_call, p - (1.0 - k), np.where(itm_put, p - (k - 1.0), p))
+    q = np.where((forward > 0.0) & (price > 0.0) & (strike > 0.0), q, np.nan)
+    return _solve(q, x)

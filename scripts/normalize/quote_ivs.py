@@ -25,7 +25,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_right
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from itertools import repeat
 from operator import itemgetter
@@ -39,6 +39,10 @@ from scripts.normalize.common import MalformedMessage, check_ms, missing, num, r
 from scripts.normalize.implied_vol import YEAR_S, implied_vol_pct
 
 _timestamp = datetime.timestamp
+_total_seconds = timedelta.total_seconds
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_MAX_OFFSET_S = 1e8  # three years: offsets in microseconds stay exact in a float64
 _is_none = partial(operator.is_, None)
 _TIMESTAMP, _NAME, _BID, _ASK = (itemgetter(QuoteRow._fields.index(f)) for f in (
     "timestamp", "instrument_name", "best_bid_price", "best_ask_price"))  # fmt: skip
@@ -145,7 +149,7 @@ class ForwardCurves:
         if not known.any():  # no option in the batch
             return list(rows)
         expiry, strike, is_call, linear = self._arrays
-        ts_s = np.fromiter(map(_timestamp, map(_TIMESTAMP, rows)), np.float64, n)
+        ts_s = _seconds(list(map(_TIMESTAMP, rows)))
         ts_ms = ts_s * 1000.0
         safe = np.where(known, ids, 0)
         exp_ms = np.where(known, expiry[safe], np.nan)
@@ -165,34 +169,43 @@ class ForwardCurves:
             vals = np.asarray(self._values[int(e)], dtype=np.float64)
             fwd[sel[fresh]] = vals[pos_ok[fresh]]
         got = ~np.isnan(fwd)
-        self.rows_enriched += int(got.sum())
-        self.rows_stale += int(todo.sum()) - int(got.sum())
-        if not got.any():
+        n_got = int(got.sum())
+        self.rows_enriched += n_got
+        self.rows_stale += int(todo.sum()) - n_got
+        if n_got == 0:
             return list(rows)
-        years = (exp_ms / 1000.0 - ts_s) / YEAR_S
-        k = strike[safe]
-        call = is_call[safe]
-        lin = linear[safe]
-        # Both sides in one pass: bids then asks (None prices become NaN).
-        prices = np.array(list(map(_BID, rows)) + list(map(_ASK, rows)), dtype=np.float64)
+        # IVs of the rows given a forward only, both sides in one pass: bids then asks (None
+        # prices become NaN).
+        sel = np.nonzero(got)[0]
+        f, ex, k = fwd[sel], exp_ms[sel], strike[safe[sel]]
+        years = (ex / 1000.0 - ts_s[sel]) / YEAR_S
+        call, lin = is_call[safe[sel]], linear[safe[sel]]
+        bids = np.array(list(map(_BID, rows)), dtype=np.float64)[sel]
+        asks = np.array(list(map(_ASK, rows)), dtype=np.float64)[sel]
         two = np.concatenate
+        prices, forwards = two((bids, asks)), two((f, f))
         ivs = implied_vol_pct(
             prices,
-            two((fwd, fwd)),
+            forwards,
             two((k, k)),
             two((years, years)),
             two((call, call)),
             two((lin, lin)),
+            _repeats(two((ids[sel], ids[sel])), prices, forwards),
         )
         ivs = np.round(ivs, IV_DECIMALS)
-        new_bid = _with_nulls(ivs[:n], got, list(map(_BID_IV, rows)))
-        new_ask = _with_nulls(ivs[n:], got, list(map(_ASK_IV, rows)))
-        new_und = _with_nulls(fwd, got, old_und)
+        keep = None if n_got == n else np.nonzero(~got)[0].tolist()
+        m = sel.size
+        new_bid = _column(ivs[:m], sel, n, keep, rows, 6)
+        new_ask = _column(ivs[m:], sel, n, keep, rows, 7)
+        new_und = _column(f, sel, n, keep, rows, 10)
         # Plain tuples in QuoteRow's field order: the writer copies (or spools) tuples, and
         # skipping the named type's constructor saves about a tenth of this function's time.
         return [
-            (*r[:6], b, a, r[8], r[9], u, r[11])
-            for r, b, a, u in zip(rows, new_bid, new_ask, new_und, strict=True)
+            (t, name, bp, ba, ap, aa, b, a, miv, mp, u, recv)
+            for (t, name, bp, ba, ap, aa, _, _, miv, mp, _, recv), b, a, u in zip(
+                rows, new_bid, new_ask, new_und, strict=True
+            )
         ]
 
     def _register(self, name: str) -> None:
@@ -216,14 +229,63 @@ class ForwardCurves:
         )
 
 
-def _with_nulls(values: np.ndarray, chosen: np.ndarray, old: Sequence[Any]) -> list[Any]:
-    """`values` where chosen and not NaN, None where chosen and NaN, `old` elsewhere."""
-    out = values.astype(object)
-    out[np.isnan(values)] = None
-    if not chosen.all():
-        keep = ~chosen
-        previous = np.empty(len(old), dtype=object)
-        previous[:] = old
-        out[keep] = previous[keep]
-    result: list[Any] = out.tolist()
-    return result
+def _seconds(stamps: list[datetime]) -> np.ndarray:
+    """`datetime.timestamp()` of each (aware) datetime, as a float64 array: the same floats,
+    exact microseconds over 1e6, from each one's small offset to the first, which costs half
+    as much as `timestamp()` itself."""
+    n = len(stamps)
+    ref = stamps[0]
+    if type(ref.tzinfo) is timezone:  # a fixed offset: subtraction is exact elapsed time
+        try:
+            rel = np.fromiter(
+                map(_total_seconds, map(operator.sub, stamps, repeat(ref))), np.float64, n
+            )
+        except TypeError:  # a naive datetime among aware ones
+            rel = None
+        # Exact microseconds back from the offsets while they are far below 2^51 us.
+        if rel is not None and np.abs(rel).max() < _MAX_OFFSET_S:
+            ref_us = (ref - _EPOCH) // _ONE_US
+            return (np.rint(rel * 1e6).astype(np.int64) + ref_us) / 1e6
+    return np.fromiter(map(_timestamp, stamps), np.float64, n)
+
+
+def _repeats(ids: np.ndarray, prices: np.ndarray, forwards: np.ndarray) -> np.ndarray | None:
+    """For each quote side, the index of the first of its run of sides of the same option at
+    the same price and forward (amounts change more often than prices): their IVs differ only
+    by time to expiry. None when the ids are too many for numpy's radix sort."""
+    n = ids.size
+    if n < 2 or int(ids.max()) > np.iinfo(np.uint16).max:
+        return None
+    order = np.argsort(ids.astype(np.uint16), kind="stable")  # by option, then batch order
+    i, p, f = ids[order], prices[order].view(np.int64), forwards[order].view(np.int64)
+    same = (i[1:] == i[:-1]) & (p[1:] == p[:-1]) & (f[1:] == f[:-1])
+    if not same.any():
+        return None
+    start = np.arange(n)
+    start[1:][same] = 0
+    run = order[np.maximum.accumulate(start)]
+    first = np.empty(n, dtype=np.intp)
+    first[order] = run
+    return first
+
+
+def _column(
+    values: np.ndarray,
+    sel: np.ndarray,
+    n: int,
+    keep: list[int] | None,
+    rows: Sequence[tuple],
+    field: int,
+) -> list[Any]:
+    """A column of `n` rows: `values` at the rows `sel` (None where NaN), the row's own value
+    at the rows `keep` (None: there are none)."""
+    full = np.full(n, np.nan)
+    full[sel] = values
+    out: list[Any] = full.tolist()
+    nulls = np.nonzero(np.isnan(values))[0]
+    for i in sel[nulls].tolist():
+        out[i] = None
+    if keep is not None:
+        for i in keep:
+            out[i] = rows[i][field]
+    return out
