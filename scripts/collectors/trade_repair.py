@@ -60,6 +60,7 @@ from scripts.models import GapRow, TradeRow
 from scripts.normalize.common import MalformedMessage
 from scripts.normalize.future import FUTURE_REASON, future_limit
 from scripts.normalize.trades import parse_trades_tolerant
+from scripts.storage.status import WriterStatus
 from scripts.storage.tables import DATA_GAPS, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
@@ -102,8 +103,12 @@ class TradeRepairer:
         settle_s: float = 2.0,
         history: DeribitRestClient | None = None,
         expired_since: Callable[[int], bool] = lambda start_ms: False,
+        status: WriterStatus | None = None,
     ) -> None:
         self.spec = spec
+        self.status = (
+            status if status is not None else writer.status
+        )  # the service's; the writer's when alone
         self.rest = rest
         self.history = history
         self.expired_since = expired_since  # did an option of this chain expire after start?
@@ -186,7 +191,7 @@ class TradeRepairer:
                 await asyncio.wait_for(self._wake.wait(), 0.5)
             if stop.is_set():
                 break
-            lost_ready = bool(self._lost) and self.writer.status.db_ok
+            lost_ready = bool(self._lost) and self.status.db_ok
             if not self._wake.is_set() and not lost_ready:
                 continue
             self._wake.clear()
@@ -207,7 +212,7 @@ class TradeRepairer:
         windows, self._windows = _merge(self._windows), []
         holes, self._holes = self._holes, []
         lost: list[GapRow] = []
-        if self.writer.status.db_ok:
+        if self.status.db_ok:
             lost, self._lost = sorted(self._lost.values(), key=lambda g: g.gap_start), {}
         starts = [w.start_ms for w in windows] + [h.start_ms for h in holes]
         starts += [_floor_ms(g.gap_start) for g in lost]
@@ -430,7 +435,7 @@ class TradeRepairer:
             self.table, self.spec.code, scope, ms_dt(start_ms), ms_dt(end_ms), reason, repaired, now
         )
         self.writer.add(DATA_GAPS, None, row)
-        self.writer.status.note_gap()
+        self.status.note_gap()
 
 
 HISTORY_LAG_MS = 60_000  # the history host has a trade ~5 s after it (§13.3): a margin
