@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.storage.status import read_status_file, status_file_path
 from tests.fake_deribit.market import MarketConfig

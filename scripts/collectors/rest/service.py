@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from scripts import __version__
 from scripts.clock import Clock, SimClock, clock_from_spec
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.schedule import Schedule
+from scripts.collectors.rest.schedule import Schedule
 from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient

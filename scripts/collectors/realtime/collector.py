@@ -63,15 +63,15 @@ from pathlib import Path
 from typing import Any
 
 from scripts.clock import Clock
-from scripts.collectors import forward_tickers
-from scripts.collectors.book_snapshots import BookSnapshotter
-from scripts.collectors.expiry import expired_names
-from scripts.collectors.instruments import OptionChain
+from scripts.collectors.realtime import forward_tickers
+from scripts.collectors.realtime.book_snapshots import BookSnapshotter
+from scripts.collectors.realtime.expiry import expired_names
+from scripts.collectors.realtime.instruments import OptionChain
+from scripts.collectors.realtime.router import MessageRouter
+from scripts.collectors.realtime.trade_coverage import POLL_S, TradeCoverage, read_mark
+from scripts.collectors.realtime.trade_repair import TradeRepairer, newest_timestamp
+from scripts.collectors.realtime.trade_watch import TradeWatch
 from scripts.collectors.rejects import Rejects, channel_of_raw
-from scripts.collectors.router import MessageRouter
-from scripts.collectors.trade_coverage import POLL_S, TradeCoverage, read_mark
-from scripts.collectors.trade_repair import TradeRepairer, newest_timestamp
-from scripts.collectors.trade_watch import TradeWatch
 from scripts.config import Settings
 from scripts.deribit import channels as ch
 from scripts.deribit.rest import DeribitRestClient

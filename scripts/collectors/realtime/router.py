@@ -29,10 +29,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from scripts.collectors.forward_tickers import FORWARD_TICKER_INTERVAL
-from scripts.collectors.quote_repeats import QuoteRepeats
+from scripts.collectors.realtime.forward_tickers import FORWARD_TICKER_INTERVAL
+from scripts.collectors.realtime.quote_repeats import QuoteRepeats
+from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit import channels as ch
 from scripts.models import InstrumentRow

@@ -23,13 +23,13 @@ import logging
 
 from scripts import __version__
 from scripts.clock import Clock, clock_from_spec
-from scripts.collectors.listing import (
+from scripts.collectors.realtime.collector import OptionsRealtimeCollector
+from scripts.collectors.realtime.listing import (
     CurrencyNotListed,
     check_listing,
     health_problem,
     refused_channels,
 )
-from scripts.collectors.options_realtime import OptionsRealtimeCollector
 from scripts.config import EXIT_CONFIG_ERROR, Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient

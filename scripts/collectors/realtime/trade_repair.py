@@ -51,9 +51,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from scripts.clock import Clock
-from scripts.collectors.expiry import expired_names
+from scripts.collectors.realtime.expiry import expired_names
+from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
