@@ -20,6 +20,7 @@ BANNED = frozenset(
 PURE_MODULES = frozenset(
     {"scripts.models", "scripts.deribit.protocol", "scripts.deribit.channels"}
     | {"scripts.backups.names", "scripts.backups.retention"}
+    | {"scripts.collectors.realtime.trade_windows"}
     | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
 )
 
@@ -31,6 +32,7 @@ def pure_files() -> list[Path]:
         ROOT / "scripts" / "deribit" / "channels.py",
         ROOT / "scripts" / "backups" / "names.py",
         ROOT / "scripts" / "backups" / "retention.py",
+        ROOT / "scripts" / "collectors" / "realtime" / "trade_windows.py",
         *sorted((ROOT / "scripts" / "normalize").glob("*.py")),
     ]
     return [f for f in files if f.name != "__init__.py" or f.read_text().strip()]
