@@ -6,10 +6,10 @@ PY ?= .venv/bin/python
 check: format-check lint types test
 
 format-check:
-	$(PY) -m ruff format --check scripts tests
+	$(PY) -m ruff format --check scripts tests bench
 
 lint:
-	$(PY) -m ruff check scripts tests
+	$(PY) -m ruff check scripts tests bench
 
 types:
 	$(PY) -m mypy
@@ -18,8 +18,8 @@ test:
 	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2
 
 format:
-	$(PY) -m ruff format scripts tests
-	$(PY) -m ruff check --fix scripts tests
+	$(PY) -m ruff format scripts tests bench
+	$(PY) -m ruff check --fix scripts tests bench
 
 # Every runtime dependency has manylinux wheels for linux/amd64 and linux/arm64 (asks PyPI).
 wheels-check:

@@ -3,7 +3,7 @@
 Reads a currency's history over [since, until) into the same tables the live collectors fill:
 option trades (from the history host), perpetual/future 1-minute bars, funding and DVOL. Run it
 again with the same arguments after an interruption and it resumes; see
-`scripts/collectors/backfill.py` for how. It meters itself with REST_REQUESTS_PER_S (or
+`scripts/collectors/backfill/job.py` for how. It meters itself with REST_REQUESTS_PER_S (or
 `--requests-per-s`) so it can run beside the live collectors within the account's credits.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import replace
 from scripts import __version__
 from scripts.cli import REST_ENV, command_parser, setup_command_logging
 from scripts.clock import clock_from_spec
-from scripts.collectors.backfill import (
+from scripts.collectors.backfill.job import (
     PARTS,
     Backfill,
     BackfillError,
@@ -26,7 +26,7 @@ from scripts.collectors.backfill import (
     Progress,
     parse_when,
 )
-from scripts.collectors.rest_service import apply_settings_schema
+from scripts.collectors.rest.service import apply_settings_schema
 from scripts.config import Settings, load_settings_or_exit
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet

@@ -2,7 +2,7 @@
 
 Polls, for every currency in CURRENCIES (default BTC,ETH), the 1-minute bars of perpetuals and
 futures, option bars with IV, hourly greeks of every live option, and the price index and DVOL;
-see `scripts/collectors/rest_realtime.py` for the schedule and its request budget.
+see `scripts/collectors/rest/polls.py` for the schedule and its request budget.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
-from scripts.collectors.rest_realtime import RealtimeRest
-from scripts.collectors.rest_service import RestService
+from scripts.collectors.rest.polls import RealtimeRest
+from scripts.collectors.rest.service import RestService
 from scripts.config import load_settings_or_exit
 from scripts.runtime import run_service
 

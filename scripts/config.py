@@ -9,33 +9,22 @@ exits with status 2 (`load_settings_or_exit`).
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
+from scripts import config_values as values
 from scripts import fleet
-from scripts.currencies import KNOWN_CURRENCIES, CurrencySpec, currency_spec
+from scripts.currencies import KNOWN_CURRENCIES, CurrencySpec
 
 EXIT_CONFIG_ERROR = 2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-PLACEHOLDER_PASSWORDS = frozenset({"", "changeme", "change-me", "password", "postgres", "admin"})
-# Secrets may come from a file instead (Docker secrets): NAME_FILE=/run/secrets/<name>.
-SECRET_FILE_VARIABLES = ("DATABASE_URL", "DATABASE_PASSWORD", "GRAFANA_DB_PASSWORD")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The image declares this directory a volume; outside it, the spool sits in the project root.
 SYSTEM_SPOOL_DIR = Path("/var/lib/chaintape/spool")
 SPOOL_DIR_DEFAULT_TEXT = f"{SYSTEM_SPOOL_DIR} when it exists and is writable, else <project>/spool"
-MIN_GRAFANA_PASSWORD_LENGTH = 12
-# Compression runs after 2 days and the hourly trade bars refresh the last 3 days.
-MIN_RETENTION_DAYS = 7
-
-T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -142,152 +131,6 @@ class Settings:
         return out
 
 
-class _Reader:
-    """Reads typed values from an environment mapping, collecting every problem."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        if name in SECRET_FILE_VARIABLES:
-            value = self._from_file(name, value)
-        return None if value is None or value.strip() == "" else value.strip()
-
-    def _from_file(self, name: str, value: str | None) -> str | None:
-        """NAME_FILE's content (Docker secrets) when NAME itself is not set."""
-        path = (self.env.get(f"{name}_FILE") or "").strip()
-        if not path:
-            return value
-        if value is not None and value.strip():
-            self.problems.append(f"{name} and {name}_FILE are both set: keep one")
-            return value
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            self.problems.append(f"{name}_FILE={path!r} cannot be read: {exc.strerror}")
-            return None
-
-    def parse(self, name: str, default: T, convert: Callable[[str], T], rule: str) -> T:
-        text = self.raw(name)
-        if text is None:
-            return default
-        try:
-            return convert(text)
-        except (ValueError, KeyError) as exc:
-            detail = str(exc.args[0]) if isinstance(exc, KeyError) else rule
-            self.problems.append(f"{name}={text!r}: {detail}")
-            return default
-
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        def convert(text: str) -> float:
-            value = float(text)
-            if not value >= minimum or value != value or value in (float("inf"),):
-                raise ValueError
-            return value
-
-        return self.parse(name, default, convert, f"must be a number >= {minimum:g}")
-
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
-        def convert(text: str) -> int:
-            value = int(text)
-            if value < minimum:
-                raise ValueError
-            return value
-
-        return self.parse(name, default, convert, f"must be a whole number >= {minimum}")
-
-    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
-        def convert(text: str) -> str:
-            if not re.match(rf"^({'|'.join(schemes)})://[^/\s]+", text):
-                raise ValueError
-            return text.rstrip("/")
-
-        return self.parse(
-            name, default, convert, f"must be a URL starting with {'/'.join(schemes)}://"
-        )
-
-
-def _database_url(reader: _Reader, required: bool) -> tuple[str, list[str]]:
-    text = reader.raw("DATABASE_URL")
-    if text is None:
-        if required:
-            reader.problems.append(
-                "DATABASE_URL is not set: e.g. postgresql://chaintape:<password>@timescaledb:5432/chaintape"
-            )
-        return "", []
-    try:
-        parts = conninfo_to_dict(text)
-    except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason
-        masked = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", text)
-        reader.problems.append(f"DATABASE_URL={masked!r} is malformed: {str(exc).strip()}")
-        return "", []
-    is_url = "://" in text
-    if is_url and not re.match(r"^postgres(ql)?://", text):
-        reader.problems.append("DATABASE_URL must start with postgresql:// (or postgres://)")
-    port = str(parts.get("port") or "")
-    if port and not all(p.isdigit() and 0 < int(p) < 65536 for p in port.split(",")):
-        reader.problems.append(f"DATABASE_URL: port {port!r} must be a number from 1 to 65535")
-    password = parts.get("password")
-    separate = reader.raw("DATABASE_PASSWORD")
-    if separate is not None:
-        if password:
-            reader.problems.append(
-                "DATABASE_URL has a password and DATABASE_PASSWORD is set: keep one"
-            )
-        text, password = _with_password(text, separate, is_url), separate
-    return text, [str(password)] if password else []
-
-
-def _with_password(text: str, password: str, is_url: bool) -> str:
-    """DATABASE_URL with DATABASE_PASSWORD put in (URL-encoded in a URL)."""
-    if not is_url:
-        return make_conninfo(text, password=password)
-    scheme, rest = text.split("://", 1)
-    user_host, sep, tail = rest.partition("/")
-    user, at, host = user_host.rpartition("@")
-    if not at:
-        user, host = "", user_host
-    auth = f"{user}:{quote(password, safe='')}@"
-    return f"{scheme}://{auth}{host}{sep}{tail}"
-
-
-def _currencies(reader: _Reader, need: str) -> tuple[CurrencySpec, ...]:
-    raw = reader.raw("CURRENCIES") if need == "many" else None
-    source = "CURRENCIES"
-    if raw is None:
-        raw = reader.raw("CURRENCY")
-        source = "CURRENCY"
-    if raw is None and need == "many":
-        raw, source = "BTC,ETH", "CURRENCIES"
-    if raw is None:
-        if need == "one":
-            known = ", ".join(KNOWN_CURRENCIES)
-            reader.problems.append(f"CURRENCY is not set: one of {known}")
-        return ()
-    specs: list[CurrencySpec] = []
-    names = [c for c in raw.split(",") if c.strip()]
-    if source == "CURRENCY" and len(names) > 1:
-        # A per-currency collector would record only the first: refuse rather than guess.
-        reader.problems.append(
-            f"CURRENCY={raw!r} names {len(names)} currencies: it takes one currency; "
-            "list several in CURRENCIES (collect_realtime, migrate) or run one collector each"
-        )
-        return ()
-    for code in names:
-        try:
-            spec = currency_spec(code)
-        except KeyError as exc:
-            reader.problems.append(f"{source}: {exc.args[0]}")
-            continue
-        if spec not in specs:
-            specs.append(spec)
-    if not specs and not any("unknown currency" in p for p in reader.problems):
-        reader.problems.append(f"{source}={raw!r} names no currency")
-    return tuple(specs)
-
-
 _loaded_env_file: Path | None = None
 
 
@@ -345,19 +188,19 @@ def load_settings(
     if env is None:
         load_dotenv_file()
         env = os.environ
-    r = _Reader(env)
-    database_url, secrets = _database_url(r, need_database)
-    currencies = _currencies(r, need_currency)
+    r = values.EnvReader(env)
+    database_url, secrets = values.database_url(r, need_database)
+    currencies = values.currencies(r, need_currency)
     log_level = r.parse(
         "LOG_LEVEL",
         "INFO",
-        lambda t: _one_of(t.upper(), LOG_LEVELS),
+        lambda t: values.one_of(t.upper(), LOG_LEVELS),
         f"must be one of {', '.join(LOG_LEVELS)}",
     )
     grafana_password = r.raw("GRAFANA_DB_PASSWORD")
     if grafana_password:
         secrets.append(grafana_password)
-        _check_grafana_password(r, grafana_password)
+        values.check_grafana_password(r, grafana_password)
     defaults = Settings(database_url="", currencies=())
     settings = Settings(
         database_url=database_url,
@@ -399,17 +242,23 @@ def load_settings(
         funding_poll_interval_s=r.number("FUNDING_POLL_INTERVAL_S", 600.0, minimum=0.001),
         funding_backfill_hours=r.number("FUNDING_BACKFILL_HOURS", 48.0),
         grafana_db_user=r.parse(
-            "GRAFANA_DB_USER", "grafana_reader", _identifier, "must be a lower-case SQL identifier"
+            "GRAFANA_DB_USER",
+            "grafana_reader",
+            values.identifier,
+            "must be a lower-case SQL identifier",
         ),
         grafana_db_password=grafana_password,
-        retention_days=_retention_days(r),
+        retention_days=values.retention_days(r),
         stale_after_s=r.number("STALE_AFTER_S", 900.0, minimum=1.0),
         backup_dir=r.raw("BACKUP_DIR") or "./backups",
         backup_schedule=r.parse(
-            "BACKUP_SCHEDULE", "15 3 * * *", _cron, "must be a 5-field cron expression (UTC)"
+            "BACKUP_SCHEDULE", "15 3 * * *", values.cron, "must be a 5-field cron expression (UTC)"
         ),
         restore_test_schedule=r.parse(
-            "RESTORE_TEST_SCHEDULE", "45 4 * * 0", _cron, "must be a 5-field cron expression (UTC)"
+            "RESTORE_TEST_SCHEDULE",
+            "45 4 * * 0",
+            values.cron,
+            "must be a 5-field cron expression (UTC)",
         ),
         backup_keep_daily=r.integer("BACKUP_KEEP_DAILY", 7),
         backup_keep_weekly=r.integer("BACKUP_KEEP_WEEKLY", 4),
@@ -426,7 +275,7 @@ def load_settings(
         check_docker_host=r.raw("CHECK_DOCKER_HOST") or "unix:///var/run/docker.sock",
         check_compose_project=r.raw("CHECK_COMPOSE_PROJECT") or "chaintape",
         status_log_interval_s=r.number("STATUS_LOG_INTERVAL_S", 60.0),
-        sim_clock=r.parse("SIM_CLOCK", "", _sim_clock, "must be wall_start:sim_start:speed"),
+        sim_clock=r.parse("SIM_CLOCK", "", values.sim_clock, "must be wall_start:sim_start:speed"),
         secrets=tuple(secrets),
     )
     if fleet_role is not None:
@@ -436,7 +285,7 @@ def load_settings(
     return settings
 
 
-def _fleet_shares(r: _Reader, settings: Settings, role: str) -> Settings:
+def _fleet_shares(r: values.EnvReader, settings: Settings, role: str) -> Settings:
     """The settings with this process's share of the fleet's credits and connections."""
     total = r.number("FLEET_REST_REQUESTS_PER_S", 0.0)
     if total <= 0:
@@ -470,62 +319,6 @@ def _fleet_shares(r: _Reader, settings: Settings, role: str) -> Settings:
     if role == "ws" and r.raw("WS_MAX_CONNECTIONS") is None:
         changes["ws_max_connections"] = fleet.ws_connections_share(n)
     return replace(settings, **changes)
-
-
-def _retention_days(reader: _Reader) -> int:
-    def convert(text: str) -> int:
-        value = int(text)
-        if value < 0 or 0 < value < MIN_RETENTION_DAYS:
-            raise ValueError
-        return value
-
-    rule = (
-        f"use 0 (keep everything) or at least {MIN_RETENTION_DAYS} days (chunks are compressed "
-        "after 2 days and the hourly trade bars refresh the last 3 days)"
-    )
-    return reader.parse("RETENTION_DAYS", 0, convert, rule)
-
-
-def _check_grafana_password(reader: _Reader, password: str) -> None:
-    """The read-only role's password: no placeholder, long enough (the value is never echoed)."""
-    advice = "e.g. from `openssl rand -base64 18`"
-    if password.strip().lower() in PLACEHOLDER_PASSWORDS:
-        reader.problems.append(
-            "GRAFANA_DB_PASSWORD is a placeholder (e.g. 'changeme'): set a real password of at "
-            f"least {MIN_GRAFANA_PASSWORD_LENGTH} characters, {advice}"
-        )
-    elif len(password) < MIN_GRAFANA_PASSWORD_LENGTH:
-        reader.problems.append(
-            f"GRAFANA_DB_PASSWORD is {len(password)} characters long: use at least "
-            f"{MIN_GRAFANA_PASSWORD_LENGTH}, {advice}"
-        )
-
-
-def _one_of(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError
-    return value
-
-
-def _identifier(value: str) -> str:
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
-        raise ValueError
-    return value
-
-
-def _cron(value: str) -> str:
-    from croniter import croniter
-
-    if len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ValueError
-    return value
-
-
-def _sim_clock(value: str) -> str:
-    wall, sim, speed = (float(p) for p in value.split(":"))
-    if speed <= 0 or wall <= 0 or sim <= 0:
-        raise ValueError
-    return value
 
 
 def env_defaults(need_currency: str = "one") -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 On start it reads the last FUNDING_BACKFILL_HOURS (48) hours, then checks every
 FUNDING_POLL_INTERVAL_S (600 s) for new rows; the schedule is described in
-`scripts/collectors/funding.py`.
+`scripts/collectors/rest/funding.py`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 
 from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
-from scripts.collectors.funding import FundingPoller
-from scripts.collectors.rest_service import RestService, ServiceParts
-from scripts.collectors.schedule import Schedule
+from scripts.collectors.rest.funding import FundingPoller
+from scripts.collectors.rest.schedule import Schedule
+from scripts.collectors.rest.service import RestService, ServiceParts
 from scripts.config import load_settings_or_exit
 from scripts.runtime import run_service
 

@@ -1,7 +1,7 @@
 """`python -m scripts.ws_tick_collector_multi`: the real-time option-chain collector of CURRENCY.
 
 Records every quote change, every trade (repaired after any loss) and periodic order book
-depth of the currency's whole live option chain; see `scripts/collectors/options_realtime.py`
+depth of the currency's whole live option chain; see `scripts/collectors/realtime/collector.py`
 for the channels and tables. Configuration is the environment (DATABASE_URL, CURRENCY,
 DERIBIT_WS_URL, DERIBIT_REST_URL, TOP_N_INSTRUMENTS, ORDERBOOK_*, SPOOL_DIR, SIM_CLOCK, ...).
 SIGTERM stops intake and drains the writer within DRAIN_DEADLINE_S, then exits 0.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from scripts.cli import REST_ENV, SERVICE_ENV, WRITER_ENV, command_parser, setup_command_logging
-from scripts.collectors.realtime_service import run_realtime
+from scripts.collectors.realtime.service import run_realtime
 from scripts.config import load_settings_or_exit
 from scripts.runtime import run_service
 

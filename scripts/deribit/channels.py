@@ -23,41 +23,13 @@ def ticker_channel(inst: str, interval: str = "100ms") -> str:
     return f"ticker.{inst}.{interval}"
 
 
-def trades_channel(inst: str, interval: str) -> str:
-    return f"trades.{inst}.{interval}"
-
-
 def trades_by_kind_channel(kind: str, api_currency: str, interval: str = "100ms") -> str:
     """All trades of a kind (option, future, ...) in an API currency (BTC, ETH, USDC, any)."""
     return f"trades.{kind}.{api_currency}.{interval}"
 
 
-def book_channel(inst: str, interval: str) -> str:
-    return f"book.{inst}.{interval}"
-
-
-def grouped_book_channel(inst: str, group: str | int, depth: int, interval: str) -> str:
-    return f"book.{inst}.{group}.{depth}.{interval}"
-
-
 def markprice_channel(index: str) -> str:
     return f"markprice.options.{index}"
-
-
-def price_index_channel(index: str) -> str:
-    return f"deribit_price_index.{index}"
-
-
-def volatility_index_channel(index: str) -> str:
-    return f"deribit_volatility_index.{index}"
-
-
-def perpetual_channel(inst: str, interval: str) -> str:
-    return f"perpetual.{inst}.{interval}"
-
-
-def chart_trades_channel(inst: str, resolution: str | int) -> str:
-    return f"chart.trades.{inst}.{resolution}"
 
 
 def instrument_state_channel(kind: str, api_currency: str) -> str:

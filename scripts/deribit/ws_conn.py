@@ -28,7 +28,6 @@ from websockets.protocol import State
 
 FrameSink = Callable[[list[bytes]], None]
 
-_FAST_FIRST_BYTES = (0x81, 0x82)  # FIN, no RSV bits, text or binary
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 _HEADER_END = b"\r\n\r\n"
 

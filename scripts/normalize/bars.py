@@ -1,5 +1,4 @@
-"""Candles -> `OhlcvRow`s: REST `public/get_tradingview_chart_data` (parallel arrays) and the
-`chart.trades.{instrument}.{resolution}` notification (one candle, re-sent while it forms)."""
+"""Candles -> `OhlcvRow`s: REST `public/get_tradingview_chart_data` (parallel arrays)."""
 
 from __future__ import annotations
 
@@ -22,15 +21,11 @@ from scripts.normalize.common import (
 TRADINGVIEW_FIELDS = frozenset(
     {"ticks", "open", "high", "low", "close", "volume", "cost", "status"}
 )
-CHART_CANDLE_FIELDS = frozenset({"tick", "open", "high", "low", "close", "volume", "cost"})
-KNOWN_FIELDS: dict[str, frozenset[str]] = {
-    "tradingview": TRADINGVIEW_FIELDS,
-    "chart_candle": CHART_CANDLE_FIELDS,
-}
+KNOWN_FIELDS: dict[str, frozenset[str]] = {"tradingview": TRADINGVIEW_FIELDS}
 
 
 def unknown_fields(kind: str, data: Any) -> frozenset[str]:
-    """Fields of one `kind` ("tradingview", "chart_candle") this module does not know."""
+    """Fields of one `kind` ("tradingview") this module does not know."""
     return unknown_of(KNOWN_FIELDS, kind, data)
 
 
@@ -72,32 +67,3 @@ def parse_tradingview(
         )
         for i in range(n)
     ]
-
-
-def parse_chart_candle(
-    data: Any, *, instrument_name: str, currency: str, resolution: str, received_at: datetime
-) -> OhlcvRow:
-    """A `chart.trades.{instrument}.{resolution}` notification's data -> `OhlcvRow`.
-
-    The data names no instrument: the caller takes it (and the resolution) from the channel.
-    """
-    d = require_dict(data, "chart_candle")
-    try:
-        tick = d["tick"]
-        o, h, lo, c = d["open"], d["high"], d["low"], d["close"]
-        volume = d["volume"]
-    except KeyError as e:
-        raise missing("chart_candle", e) from None
-    return OhlcvRow(
-        ms_to_datetime(tick, "tick"),
-        instrument_name,
-        currency,
-        resolution,
-        num(o, "open"),
-        num(h, "high"),
-        num(lo, "low"),
-        num(c, "close"),
-        amount(volume, "volume"),
-        opt_amount(d.get("cost"), "cost"),
-        received_at,
-    )

@@ -1,5 +1,5 @@
-"""Index values -> `IndexPriceRow`s: `deribit_price_index` (kind "price"), DVOL from
-`deribit_volatility_index` and from REST `get_volatility_index_data` (kind "dvol")."""
+"""Index values -> `IndexPriceRow`s: `deribit_price_index` (kind "price"), DVOL from REST
+`get_volatility_index_data` (kind "dvol")."""
 
 from __future__ import annotations
 
@@ -19,11 +19,9 @@ from scripts.normalize.common import (
 )
 
 PRICE_INDEX_FIELDS = frozenset({"index_name", "price", "timestamp"})
-DVOL_FIELDS = frozenset({"index_name", "volatility", "timestamp"})
 VOLATILITY_INDEX_DATA_FIELDS = frozenset({"data", "continuation"})
 KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "price_index": PRICE_INDEX_FIELDS,
-    "dvol": DVOL_FIELDS,
     "volatility_index_data": VOLATILITY_INDEX_DATA_FIELDS,
 }
 KIND_PRICE = "price"
@@ -31,18 +29,13 @@ KIND_DVOL = "dvol"
 
 
 def unknown_fields(kind: str, data: Any) -> frozenset[str]:
-    """Fields of one `kind` ("price_index", "dvol", "volatility_index_data") not known here."""
+    """Fields of one `kind` ("price_index", "volatility_index_data") not known here."""
     return unknown_of(KNOWN_FIELDS, kind, data)
 
 
 def parse_price_index(data: Any, *, currency: str, received_at: datetime) -> IndexPriceRow:
     """A `deribit_price_index.{index}` notification's data -> row of kind "price"."""
     return _index_value(data, "price_index", "price", KIND_PRICE, currency, received_at)
-
-
-def parse_dvol(data: Any, *, currency: str, received_at: datetime) -> IndexPriceRow:
-    """A `deribit_volatility_index.{index}` notification's data -> row of kind "dvol"."""
-    return _index_value(data, "dvol", "volatility", KIND_DVOL, currency, received_at)
 
 
 def _index_value(

@@ -4,7 +4,8 @@ Every row handed over ends in exactly one place: the spool (`rows_spooled`), or,
 spool refuses it (full, absent, or an I/O error at open, write, fsync or rotation), in
 `rows_dropped` with its window in `data_gaps` (scope "spool_full") and `on_rows_lost` told, so
 a collector with a repair path (trades: REST) re-reads the window. Gap rows themselves are
-never dropped: they stay in memory until the database takes them.
+never dropped: they stay in memory until the database takes them. A row the database refuses
+(a bad value) is replaced by its `rejected_messages` row.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from datetime import UTC, datetime
 
 from scripts.models import GapRow, RejectedMessageRow
 from scripts.storage import status
-from scripts.storage.copy import Batch
+from scripts.storage.copy import Batch, split_batches
 from scripts.storage.spool import Spool, SpoolBatch, split_rows
-from scripts.storage.tables import DATA_GAPS, TableSpec
+from scripts.storage.tables import DATA_GAPS, REJECTED_MESSAGES, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +86,29 @@ class LossAccounting:
                 self.status.rows_dropped,
             )
 
+    def split_refused(self, part: list[Batch], exc: Exception) -> list[list[Batch]]:
+        """What to try next of a part the database refused: its halves, or, once it is one
+        row, that row's `rejected_messages` row (none when that row was itself one)."""
+        halves = split_batches(part)
+        if halves is not None:
+            return halves
+        spec, currency, rows = part[0]
+        if spec is REJECTED_MESSAGES:
+            self.status.note_rejected()
+            return []
+        return [[(REJECTED_MESSAGES, None, [self.rejected_row(spec, currency, rows[0], exc)])]]
 
-def rejected_row(
-    collector_name: str,
-    writer_status: status.WriterStatus,
-    spec: TableSpec,
-    currency: str | None,
-    row: tuple,
-    exc: Exception,
-) -> RejectedMessageRow:
-    """The `rejected_messages` row that replaces a row the database refused (counted)."""
-    reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
-    log.error("writer %s: %s", collector_name, reason)
-    writer_status.note_rejected()
-    return RejectedMessageRow(
-        datetime.now(UTC), collector_name, spec.table_name(currency), reason, repr(row)[:8192]
-    )
+    def rejected_row(
+        self, spec: TableSpec, currency: str | None, row: tuple, exc: Exception
+    ) -> RejectedMessageRow:
+        """The `rejected_messages` row that replaces a row the database refused (counted)."""
+        reason = f"database refused row for {spec.table_name(currency)}: {exc}"[:500]
+        log.error("writer %s: %s", self.collector_name, reason)
+        self.status.note_rejected()
+        return RejectedMessageRow(
+            datetime.now(UTC),
+            self.collector_name,
+            spec.table_name(currency),
+            reason,
+            repr(row)[:8192],
+        )

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psycopg
 
-from scripts import config
+from scripts import config_values
 from scripts.config import Settings
 from scripts.currencies import CurrencySpec
 from scripts.logs import mask_secrets
@@ -47,7 +47,7 @@ MIGRATION_FILE = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
 # pg_advisory_lock key: the bytes of "chaintap" (any fixed number that nothing else uses).
 LOCK_KEY = int.from_bytes(b"chaintap", "big") - (1 << 63)
 LOCK_WAIT_S = 300
-MIN_RETENTION_DAYS = config.MIN_RETENTION_DAYS
+MIN_RETENTION_DAYS = config_values.MIN_RETENTION_DAYS
 _SKIPPED = re.compile(r"^chaintape: (?P<feature>.+?) skipped for (?P<relation>\S+?):")
 NOT_INSTALLED = (
     "TimescaleDB is not installed in this PostgreSQL: use the timescale/timescaledb image or "

@@ -10,7 +10,7 @@ resumes after the last committed part and never writes a row twice:
 - Frames spooled after a COMMIT whose outcome was unknown carry that transaction's batch id.
   Before writing them the id is claimed in `writer_batches` (the claim waits for a transaction
   still holding it); when the original transaction committed, the frames are skipped.
-- `writer.stop_requested` is asked before every transaction: on a stop request the rest stays
+- `stop_requested` is asked before every transaction: on a stop request the rest stays
   spooled for the next start (SIGTERM must not wait for a large spool to empty).
 """
 
@@ -18,34 +18,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
-import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection
 
 from scripts.storage import copy
+from scripts.storage.losses import LossAccounting
 from scripts.storage.spool import Spool, SpoolBatch
 from scripts.storage.tables import ALL_TABLES, REJECTED_MESSAGES
-
-if TYPE_CHECKING:
-    from scripts.storage.writer import BatchWriter
+from scripts.storage.txn import REFUSED_ERRORS, TRANSIENT_ERRORS, WriterDb
 
 log = logging.getLogger(__name__)
 
 SPEC_BY_TEMPLATE = {s.name_template: s for s in ALL_TABLES}
-# Errors after which the database, not the batch, is the problem: spool and retry later.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # connection lost, server shut down, PoolTimeout
-    errors.UndefinedTable,
-    errors.UndefinedColumn,
-    errors.InvalidSchemaName,
-    errors.InsufficientPrivilege,
-    TimeoutError,
-    OSError,
-)
-# What the database refuses about a row (as opposed to being unavailable: TRANSIENT_ERRORS).
-REFUSED_ERRORS = (psycopg.Error, TypeError, ValueError, OverflowError)
 Offset = tuple[int, int]  # (last whole frame's seq, rows done of the next frame)
 Frame = tuple[int, int, SpoolBatch]  # (seq, rows of it already in, batch)
 
@@ -53,17 +39,25 @@ Frame = tuple[int, int, SpoolBatch]  # (seq, rows of it already in, batch)
 class SpoolReplayer:
     """Replays one writer's spool through that writer's transactions."""
 
-    def __init__(self, writer: BatchWriter, spool: Spool, group_rows: int) -> None:
-        self.writer = writer
+    def __init__(
+        self,
+        db: WriterDb,
+        losses: LossAccounting,
+        spool: Spool,
+        group_rows: int,
+        *,
+        stop_requested: Callable[[], bool],
+    ) -> None:
+        self.db = db
+        self.losses = losses
+        self.collector_name = db.collector_name
+        self.should_stop = stop_requested
         self.spool = spool
         self.group_rows = group_rows
         self.transient = TRANSIENT_ERRORS
         self.rows_replayed = 0
         self.rows_skipped_committed = 0  # rows of an unknown COMMIT that had in fact committed
         self._committed_ids: dict[int, bool] = {}
-
-    def should_stop(self) -> bool:
-        return self.writer.stop_requested
 
     async def replay(self, limit_s: float) -> bool:
         """Replays sealed segments in order; False when a stop request cut it short."""
@@ -74,7 +68,7 @@ class SpoolReplayer:
                 if self.should_stop():
                     return False
                 spool.seal()
-                offsets = await self.writer.in_txn(self._read_offsets, limit_s)
+                offsets = await self.db.in_txn(self._read_offsets, limit_s)
                 for segment in spool.segments():
                     if not await self._segment(segment, offsets.get(segment, (0, 0)), limit_s):
                         return False
@@ -84,7 +78,7 @@ class SpoolReplayer:
             if n:
                 log.info(
                     "writer %s replayed %d spooled rows in %.1f s%s",
-                    self.writer.collector_name,
+                    self.collector_name,
                     n,
                     time.monotonic() - started,
                     "" if spool.is_empty else f"; {spool.bytes_used} bytes still spooled",
@@ -101,8 +95,8 @@ class SpoolReplayer:
                 return False
             await self._group(segment, group, limit_s)
         self.spool.remove_segment(segment)
-        name = self.writer.collector_name
-        await self.writer.in_txn(
+        name = self.collector_name
+        await self.db.in_txn(
             lambda c: c.execute(copy.delete_offset_statement(), (name, str(segment))), limit_s
         )
         return True
@@ -118,7 +112,7 @@ class SpoolReplayer:
         end: Offset = (group[-1][0], 0)
         batches = [_batch(b, skip) for _, skip, b in todo]
         try:
-            await self.writer.write_txn(batches, limit_s, offset=(segment, end))
+            await self.db.write_txn(batches, limit_s, offset=(segment, end))
         except self.transient:
             raise
         except REFUSED_ERRORS:
@@ -138,7 +132,7 @@ class SpoolReplayer:
             rows = batch.rows[lo:hi]
             offset: Offset = (seq, 0) if hi == len(batch.rows) else (seq - 1, hi)
             try:
-                await self.writer.write_txn(
+                await self.db.write_txn(
                     [(spec, batch.currency, rows)], limit_s, offset=(segment, offset)
                 )
                 continue
@@ -152,10 +146,10 @@ class SpoolReplayer:
                 bad: list[tuple]
                 if spec is REJECTED_MESSAGES:
                     bad = []  # a rejected_messages row the database refuses is only counted
-                    self.writer.status.note_rejected()
+                    self.db.status.note_rejected()
                 else:
-                    bad = [self.writer.rejected_row(spec, batch.currency, rows[0], exc)]
-            await self.writer.write_txn(
+                    bad = [self.losses.rejected_row(spec, batch.currency, rows[0], exc)]
+            await self.db.write_txn(
                 [(REJECTED_MESSAGES, None, bad)] if bad else [],
                 limit_s,
                 offset=(segment, offset),
@@ -165,14 +159,14 @@ class SpoolReplayer:
         new = sorted(i for i in ids if i not in self._committed_ids)
         if not new:
             return
-        name = self.writer.collector_name
+        name = self.collector_name
 
         async def resolve(conn: AsyncConnection[Any]) -> set[int]:
             await conn.execute(copy.claim_batch_ids_statement(), (name, new))
             cur = await conn.execute(copy.committed_batch_ids_statement(), (name, new))
             return {int(r[0]) for r in await cur.fetchall()}
 
-        committed = await self.writer.in_txn(resolve, limit_s)
+        committed = await self.db.in_txn(resolve, limit_s)
         for i in new:
             self._committed_ids[i] = i in committed
         if committed:
@@ -184,7 +178,7 @@ class SpoolReplayer:
             )
 
     async def _read_offsets(self, conn: AsyncConnection[Any]) -> dict[int, Offset]:
-        cur = await conn.execute(copy.select_offsets_statement(), (self.writer.collector_name,))
+        cur = await conn.execute(copy.select_offsets_statement(), (self.collector_name,))
         return {int(seg): (int(seq or 0), int(rows)) for seg, seq, rows in await cur.fetchall()}
 
 

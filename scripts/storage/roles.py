@@ -16,7 +16,7 @@ import re
 import psycopg
 from psycopg import sql
 
-from scripts.config import MIN_GRAFANA_PASSWORD_LENGTH, PLACEHOLDER_PASSWORDS
+from scripts.config_values import MIN_GRAFANA_PASSWORD_LENGTH, PLACEHOLDER_PASSWORDS
 
 MIN_PASSWORD_LENGTH = MIN_GRAFANA_PASSWORD_LENGTH
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

@@ -23,7 +23,8 @@ Policies:
 - Stop requested during a spool replay: the replay stops between transactions and the rest
   stays spooled for the next start (`drain` must finish within its deadline).
 
-Spool replay lives in `replay`, what happens to rows the database cannot take in `losses`.
+Spool replay lives in `replay`, what happens to rows the database cannot take in `losses`,
+the transactions both write through in `txn`.
 Known limits: rows of a flush that fails after `add` already spilled newer rows join the spool
 after those. `drain` closes the spool; rows added after it go straight to the spool.
 """
@@ -31,32 +32,26 @@ after those. `drain` closes the spool; rows added after it go straight to the sp
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from scripts.models import GapRow, RejectedMessageRow
-from scripts.storage import copy, housekeeping, status
-from scripts.storage.losses import LossAccounting, rejected_row
-from scripts.storage.pool import RetrySchedule, open_pool
-from scripts.storage.replay import REFUSED_ERRORS, TRANSIENT_ERRORS, SpoolReplayer
+from scripts.models import GapRow
+from scripts.storage import copy, status
+from scripts.storage.losses import LossAccounting
+from scripts.storage.pool import RetrySchedule
+from scripts.storage.replay import SpoolReplayer
 from scripts.storage.spool import Spool
-from scripts.storage.tables import DATA_GAPS, REJECTED_MESSAGES, TableSpec
+from scripts.storage.tables import DATA_GAPS, TableSpec
+from scripts.storage.txn import TRANSIENT_ERRORS, Unwritten, WriterDb
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-CONNECT_WAIT_S = 5.0  # how long a flush waits for a connection before spooling
 Batch = copy.Batch
-Unwritten = list[tuple[list[Batch], int]]  # parts not known to be committed, with batch ids
-IDLE_PROBE_S = 5.0  # how often a writer with nothing to write checks the database
 
 
 class _Buffer:
@@ -101,9 +96,9 @@ class BatchWriter:
         retry_max_s: float = 30.0,
         on_previous_run: Callable[[status.PreviousRun], None] | None = None,
         on_rows_lost: Callable[[GapRow], None] | None = None,
+        writer_status: status.WriterStatus | None = None,
     ) -> None:
-        self._url = database if isinstance(database, str) else None
-        self._pool: AsyncConnectionPool[Any] | None = None if self._url else database  # type: ignore[assignment]
+        """`writer_status`: the service's status object (a new one when None)."""
         self.collector_name = collector_name
         self.flush_interval_s = flush_interval_ms / 1000.0
         self.flush_max_rows = flush_max_rows
@@ -113,7 +108,7 @@ class BatchWriter:
         self.status_file = status_file
         self.db_timeout_s = db_timeout_s
         self.on_previous_run = on_previous_run
-        self.status = status.WriterStatus(collector_name, currency, version)
+        self.status = writer_status or status.WriterStatus(collector_name, currency, version)
         self.previous_run: status.PreviousRun | None = None
         self.max_buffered_seen = 0
         self._buffers: dict[tuple[str, str | None], _Buffer] = {}
@@ -126,11 +121,25 @@ class BatchWriter:
             on_rows_lost=on_rows_lost,
         )
         self._held_gaps = self.losses.held_gaps
-        self._open_losses = self.losses.open_losses
+        self.db = WriterDb(
+            database,
+            collector_name=collector_name,
+            writer_status=self.status,
+            spool=spool,
+            losses=self.losses,
+        )
         self._stop: asyncio.Event | None = None
-        self.replayer = SpoolReplayer(self, spool, flush_max_rows * 4) if spool else None
-        self._next_housekeeping = 0.0
-        self._next_probe = 0.0
+        self.replayer = (
+            SpoolReplayer(
+                self.db,
+                self.losses,
+                spool,
+                flush_max_rows * 4,
+                stop_requested=lambda: self.stop_requested,
+            )
+            if spool
+            else None
+        )
         self._wake = asyncio.Event()
         self._closed = False
         self._contacted = False
@@ -220,6 +229,8 @@ class BatchWriter:
         """State "waiting" for the database at start, with why, in the status file (None: go)."""
         self.status.state = "waiting" if reason is not None else "running"
         self.status.waiting_for_database = reason
+        if reason is not None:  # not reachable: a status file must not say otherwise
+            self.status.db_ok = False
         self._write_status_file()
 
     # ---- the flush task ---------------------------------------------------------------------
@@ -230,7 +241,7 @@ class BatchWriter:
         A spool replay under way stops at its next transaction when `stop` is set.
         """
         self._stop = stop
-        await self._ensure_pool()
+        await self.db.ensure_pool()
         next_due = time.monotonic() + self.flush_interval_s
         while not stop.is_set():
             limit_s = next_due - time.monotonic()
@@ -249,7 +260,7 @@ class BatchWriter:
 
     async def flush(self, *, txn_timeout_s: float | None = None) -> bool:
         """One round: replay the spool if any, then write the buffers. True if the DB took them."""
-        await self._ensure_pool()
+        await self.db.ensure_pool()
         limit_s = txn_timeout_s or self.db_timeout_s
         if self._retry.down and not self._retry.due():
             self._spool_batches(self._take_buffers(), "database down")
@@ -265,8 +276,8 @@ class BatchWriter:
                 self._after_round("spool")
                 return False
             batches = self._take_buffers()
-            await self._write_isolating(batches, limit_s, unwritten)
-            await self._housekeeping(limit_s, idle=not batches)
+            await self.db.write_isolating(batches, limit_s, unwritten)
+            await self.db.housekeeping(limit_s, idle=not batches)
         except TRANSIENT_ERRORS as exc:
             self._db_failed(exc)
             for part, batch_id in unwritten:
@@ -307,7 +318,7 @@ class BatchWriter:
         remaining = deadline - time.monotonic()
         if not self._retry.down and to_database and remaining > 0.2:
             try:
-                await self.in_txn(lambda c: status.mark_stopped(c, self.status), remaining)
+                await self.db.mark_stopped(remaining)
             except TRANSIENT_ERRORS as exc:
                 log.warning(
                     "writer %s: could not record state 'stopped': %s", self.collector_name, exc
@@ -323,165 +334,16 @@ class BatchWriter:
             *(self.collector_name, start_rows, to_db, to_spool, self.status.spool_bytes),
             self.status.rows_dropped,
         )
-        if self._url and self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self.db.close()
 
-    # ---- database -----------------------------------------------------------------------------
-    async def _ensure_pool(self) -> None:
-        if self._pool is None and self._url is not None:
-            self._pool = await open_pool(
-                self._url, max_size=2, application_name=f"chaintape-{self.collector_name}"
-            )
-
-    async def in_txn(
-        self, body: Callable[[AsyncConnection[Any]], Awaitable[T]], limit_s: float
-    ) -> T:
-        """`body(conn)` in one transaction, bounded by `limit_s` (connection wait included)."""
-        assert self._pool is not None
-
-        async def txn() -> T:
-            assert self._pool is not None
-            wait_s = min(limit_s, CONNECT_WAIT_S)
-            async with self._pool.connection(timeout=wait_s) as conn, conn.transaction():
-                return await body(conn)
-
-        return await asyncio.wait_for(txn(), limit_s)
-
+    # ---- database ---------------------------------------------------------------------------
     async def _first_contact(self, limit_s: float) -> None:
         """Reads the previous run's status row before this run's first upsert replaces it."""
-        prev = await self.in_txn(self._swap_status_row, limit_s)
+        prev = await self.db.take_previous_run(limit_s, self._prev_file)
         self._contacted = True
-        if prev is not None and prev.unclean:
-            prev = status.amend_previous_run(prev, self._prev_file)
         self.previous_run = prev
-        if prev is not None and prev.unclean:
-            start, end = prev.lost_window or (prev.detected_at, prev.detected_at)
-            log.warning(
-                "writer %s: previous run (pid %s) did not stop cleanly; rows between %s and %s "
-                "that were only in its memory are lost",
-                self.collector_name,
-                prev.pid,
-                start.isoformat(),
-                end.isoformat(),
-            )
         if prev is not None and self.on_previous_run is not None:
             self.on_previous_run(prev)
-
-    async def _swap_status_row(self, conn: AsyncConnection[Any]) -> status.PreviousRun | None:
-        prev = await status.previous_run(conn, self.collector_name)
-        await status.upsert_status(conn, self.status)
-        return prev
-
-    async def _write_isolating(
-        self, batches: list[Batch], limit_s: float, unwritten: Unwritten
-    ) -> None:
-        """Writes batches in one transaction; if the database refuses a row, bisects to it.
-
-        Each transaction carries a fresh batch id. On a transient error `unwritten` holds the
-        parts not known to be committed: the failed one with its id (its COMMIT may have gone
-        through), the ones never tried with id 0.
-        """
-        stack = [copy.merge_batches(batches)] if batches else []
-        while stack:
-            part = stack.pop()
-            batch_id = secrets.randbits(63) or 1
-            try:
-                await self.write_txn(part, limit_s, batch_id=batch_id)
-            except BaseException as exc:
-                if isinstance(exc, REFUSED_ERRORS) and not isinstance(exc, TRANSIENT_ERRORS):
-                    stack.extend(reversed(self._split(part, exc)))
-                    continue
-                unwritten[:] = [(part, batch_id), *((p, 0) for p in reversed(stack))]
-                raise
-
-    async def write_txn(
-        self,
-        batches: list[Batch],
-        limit_s: float,
-        *,
-        offset: tuple[int, tuple[int, int]] | None = None,
-        batch_id: int = 0,
-    ) -> None:
-        """One transaction: the batches, a spool offset, the status row; counters on commit."""
-        counts: list[tuple[str, int, int]] = []
-        body = functools.partial(
-            self._write, batches=batches, offset=offset, counts=counts, batch_id=batch_id
-        )
-        try:
-            await self.in_txn(body, limit_s)
-        except BaseException:
-            self._uncount(counts)
-            raise
-
-    def _uncount(self, counts: list[tuple[str, int, int]]) -> None:
-        for table, written, ignored in counts:
-            self.status.note_rows(table, -written, -ignored)
-
-    def _split(self, part: list[Batch], exc: Exception) -> list[list[Batch]]:
-        halves = copy.split_batches(part)
-        if halves is not None:
-            return halves
-        spec, currency, rows = part[0]
-        if spec is REJECTED_MESSAGES:
-            self.status.note_rejected()
-            return []
-        return [[(REJECTED_MESSAGES, None, [self.rejected_row(spec, currency, rows[0], exc)])]]
-
-    def rejected_row(
-        self, spec: TableSpec, currency: str | None, row: tuple, exc: Exception
-    ) -> RejectedMessageRow:
-        """The `rejected_messages` row that replaces a row the database refused (counted)."""
-        return rejected_row(self.collector_name, self.status, spec, currency, row, exc)
-
-    async def _write(
-        self,
-        conn: AsyncConnection[Any],
-        batches: list[Batch],
-        offset: tuple[int, tuple[int, int]] | None,
-        counts: list[tuple[str, int, int]],
-        batch_id: int,
-    ) -> None:
-        """Every batch, the spool offset and the status row, in the caller's transaction.
-
-        `counts` is filled as the status counters are raised, so a failed commit can undo them.
-        """
-        if batch_id:  # first, so a replay's claim of this id waits for this transaction
-            await conn.execute(copy.insert_batch_id_statement(), (self.collector_name, batch_id))
-        done: list[tuple[str, int, int]] = []
-        for spec, currency, rows in copy.merge_batches(batches):
-            table = spec.table_name(currency)
-            written, ignored = await copy.write_rows(conn, spec, table, rows)
-            done.append((table, written, ignored))
-        if offset is not None:
-            segment, (seq, rows_done) = offset
-            await conn.execute(
-                copy.upsert_offset_statement(),
-                (self.collector_name, str(segment), seq, rows_done),
-            )
-        for table, written, ignored in done:
-            self.status.note_rows(table, written, ignored)
-            self._open_losses.pop(table, None)
-        counts.extend(done)
-        self.status.spool_bytes = self.spool.bytes_used if self.spool else 0
-        await status.upsert_status(conn, self.status)
-
-    async def _housekeeping(self, limit_s: float, *, idle: bool) -> None:
-        now = time.monotonic()
-        if now < self._next_housekeeping:
-            # An idle writer (a REST collector between polls) still asks the database now and
-            # then, so `db_ok` (health check, status line) notices an outage without rows.
-            if idle and now >= self._next_probe:
-                self._next_probe = now + IDLE_PROBE_S
-                await self.in_txn(housekeeping.probe, limit_s)
-            return
-        self._next_housekeeping = now + housekeeping.HOUSEKEEPING_INTERVAL_S
-        empty = self.spool is None or self.spool.is_empty
-        body = functools.partial(housekeeping.prune, collector_name=self.collector_name)
-        try:
-            await self.in_txn(lambda c: body(c, spool_empty=empty), limit_s)
-        except TRANSIENT_ERRORS as exc:  # housekeeping waits for the next time
-            log.warning("writer %s: housekeeping failed: %r", self.collector_name, exc)
 
     # ---- spool and status ---------------------------------------------------------------------
     def _spool_batches(self, batches: list[Batch], why: str) -> None:

@@ -26,7 +26,7 @@ import orjson
 
 from scripts.cli import command_parser
 from scripts.clock import SimClock
-from scripts.collectors.backfill import parse_when
+from scripts.collectors.backfill.job import parse_when
 from tests.fake_deribit.limits import Limits
 from tests.fake_deribit.server import FakeDeribit
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg
 
-from scripts.collectors.realtime_service import apply_settings_schema
-from scripts.collectors.rest_realtime import RealtimeRest
-from scripts.collectors.rest_service import RestService
+from scripts.collectors.realtime.service import apply_settings_schema
+from scripts.collectors.rest.polls import RealtimeRest
+from scripts.collectors.rest.service import RestService
 from scripts.config import load_settings
 from scripts.funding_rates_collector import build_funding
 from tests.fake_deribit.faults import Faults

@@ -1,4 +1,4 @@
-"""`python -m scripts.benchmark` with tiny settings: every figure present and a finite number
+"""`python -m bench` with tiny settings: every figure present and a finite number
 (their values are not asserted: performance is never asserted in tests)."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import orjson
 import psycopg
 import pytest
 
+from bench import lag, procs, procstat
+from bench.report import figures, render_text, to_json
+from bench.run import BenchConfig, run_benchmark
 from scripts import benchmark
-from scripts.bench import lag, procs, procstat
-from scripts.bench.report import figures, render_text, to_json
-from scripts.bench.run import BenchConfig, run_benchmark
 from scripts.storage.migrate import apply_schema
 from tests.support.pgcluster import PgCluster
 
@@ -83,7 +83,7 @@ async def test_tiny_benchmark_reports_every_figure(
 async def test_without_a_working_collector_the_rest_is_still_measured(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(procs, "COLLECTOR_MODULE", "scripts.bench.no_such_collector")
+    monkeypatch.setattr(procs, "COLLECTOR_MODULE", "bench.no_such_collector")
 
     res = await run_benchmark(BenchConfig.quick_settings(database_url=database_url, **TINY))
 
@@ -147,7 +147,7 @@ def test_cpu_of_a_process_tree_counts_its_busy_child() -> None:
 
 
 def test_each_figure_with_a_target_is_marked_met_or_missed() -> None:
-    from scripts.bench.report import Figure, missed
+    from bench.report import Figure, missed
 
     figs = [
         Figure("a", "a", 41_000.0, "msg/s", ">= 40,000"),
@@ -170,7 +170,7 @@ async def test_check_exits_non_zero_when_a_target_is_missed(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "scripts.benchmark",
+        "bench",
         *args,
         cwd=REPO_ROOT,
         env=env,

@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 
-from scripts.collectors.listing import CurrencyNotListed, listing_verdict, option_currencies
+from scripts.collectors.realtime.listing import (
+    CurrencyNotListed,
+    listing_verdict,
+    option_currencies,
+)
 from scripts.currencies import currency_spec
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit

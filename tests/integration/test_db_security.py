@@ -146,7 +146,7 @@ async def test_rejected_messages_keep_a_bounded_history(database_url: str) -> No
         [RejectedMessageRow(t, "ws-btc", "c", "bad", "{}") for t in (old, old, now)],
     )
     assert await writer.flush()  # writes them
-    writer._next_housekeeping = 0.0  # the next round is due for housekeeping (every 10 min)
+    writer.db.next_housekeeping = 0.0  # the next round is due for housekeeping (every 10 min)
     assert await writer.flush()
     await writer.drain()
     kept = query(database_url, "SELECT received_at FROM rejected_messages")

@@ -25,8 +25,8 @@ import psycopg
 import pytest
 
 from scripts.clock import SimClock
-from scripts.collectors.realtime_service import apply_settings_schema
-from scripts.collectors.rest_service import RestService
+from scripts.collectors.realtime.service import apply_settings_schema
+from scripts.collectors.rest.service import RestService
 from scripts.config import load_settings
 from scripts.funding_rates_collector import build_funding
 from scripts.healthcheck import check as healthcheck_verdict

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.clock import SimClock
-from scripts.collectors.rest_service import RestService
+from scripts.collectors.rest.service import RestService
 from scripts.funding_rates_collector import build_funding
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.protocol import MalformedFrame, Notification, parse_frame
 from tests.integration.test_realtime_collector import (

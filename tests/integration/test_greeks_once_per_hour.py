@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 
 from scripts.clock import SimClock
-from scripts.collectors.greeks import GreeksPoller
-from scripts.collectors.rest_catalog import RestCatalog
+from scripts.collectors.rest.catalog import RestCatalog
+from scripts.collectors.rest.greeks import GreeksPoller
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 
 from scripts.clock import Clock
-from scripts.collectors.options_realtime import OptionsRealtimeCollector
-from scripts.collectors.router import MARK_MAX_AGE_S
+from scripts.collectors.realtime.collector import OptionsRealtimeCollector
+from scripts.collectors.realtime.router import MARK_MAX_AGE_S
 from scripts.config import load_settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.protocol import Notification, parse_frame

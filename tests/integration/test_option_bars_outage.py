@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from scripts.collectors.bars import OptionBarsPoller
+from scripts.collectors.rest.bars import OptionBarsPoller
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient

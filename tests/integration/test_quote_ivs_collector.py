@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.channels import parse_instrument_name
 from scripts.models import QuoteRow

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from tests.fake_deribit.faults import Faults
 from tests.integration.test_realtime_collector import (

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.limiter import GET_INSTRUMENTS_BURST
 from tests.fake_deribit.faults import Faults

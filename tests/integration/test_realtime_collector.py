@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.collectors.options_realtime import OptionsRealtimeCollector
-from scripts.collectors.realtime_service import apply_settings_schema, run_realtime
+from scripts.collectors.realtime.collector import OptionsRealtimeCollector
+from scripts.collectors.realtime.service import apply_settings_schema, run_realtime
 from scripts.config import Settings, load_settings
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import websockets
 
-from scripts.collectors.realtime_service import apply_settings_schema
-from scripts.collectors.trade_coverage import read_mark
+from scripts.collectors.realtime.service import apply_settings_schema
+from scripts.collectors.realtime.trade_coverage import read_mark
 from scripts.config import load_settings
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scripts.collectors.realtime_service import apply_settings_schema
+from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.normalize.future import FUTURE_REASON
 from tests.fake_deribit.faults import Faults

@@ -11,9 +11,9 @@ import orjson
 import psycopg
 import pytest
 
+from scripts.collectors.realtime.router import MessageRouter
+from scripts.collectors.realtime.trade_repair import TradeWatch
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.router import MessageRouter
-from scripts.collectors.trade_repair import TradeWatch
 from scripts.currencies import currency_spec
 from scripts.deribit.protocol import Notification, parse_frame
 from scripts.storage.migrate import apply_schema

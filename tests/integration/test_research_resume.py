@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.bench.quote_data import write_quotes
+from bench.quote_data import write_quotes
 from tests.conftest import REPO_ROOT
 from tests.support.writer_db import create_schema
 

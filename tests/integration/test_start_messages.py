@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.collectors.backfill import Progress
+from scripts.collectors.backfill.job import Progress
 from tests.fake_deribit.market import MarketConfig
 from tests.support.pgcluster import PgCluster
 from tests.support.realtime import sim_fakes

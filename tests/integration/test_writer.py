@@ -199,8 +199,8 @@ async def test_an_unclean_previous_exit_is_reported_with_its_window(db: str) -> 
     first = _writer(db)
     first.add(tables.OPTION_QUOTES, "BTC", quote(1))
     assert await first.flush()  # then "dies": no drain, state stays 'running'
-    assert first._pool is not None
-    await first._pool.close()
+    assert first.db.pool is not None
+    await first.db.pool.close()
     seen: list[PreviousRun] = []
     second = _writer(db, on_previous_run=seen.append)
     assert await second.flush()

@@ -13,7 +13,7 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from scripts.bench.load import ws_frame
+from bench.load import ws_frame
 from scripts.deribit.ws_conn import FastClientConnection
 
 Handler = Callable[[ServerConnection], Awaitable[None]]

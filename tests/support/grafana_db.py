@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scripts.clock import SimClock
-from scripts.collectors.realtime_service import run_realtime
-from scripts.collectors.rest_realtime import RealtimeRest
-from scripts.collectors.rest_service import RestService
+from scripts.collectors.realtime.service import run_realtime
+from scripts.collectors.rest.polls import RealtimeRest
+from scripts.collectors.rest.service import RestService
 from scripts.config import load_settings
 from scripts.funding_rates_collector import build_funding
 from scripts.storage.migrate import apply_schema

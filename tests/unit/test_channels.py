@@ -76,52 +76,24 @@ def test_builders_produce_the_recorded_channel_strings() -> None:
     assert ch.quote_channel("BTC-PERPETUAL") == "quote.BTC-PERPETUAL"
     assert ch.ticker_channel("BTC-30SEP22") == "ticker.BTC-30SEP22.100ms"
     assert ch.ticker_channel("ETH-23JUL21-2300-C", "raw") == "ticker.ETH-23JUL21-2300-C.raw"
-    assert ch.trades_channel("BTC-26MAR21", "raw") == "trades.BTC-26MAR21.raw"
     assert ch.trades_by_kind_channel("option", "BTC", "raw") == "trades.option.BTC.raw"
     assert ch.trades_by_kind_channel("option", "USDC") == "trades.option.USDC.100ms"
-    assert ch.book_channel("BTC-PERPETUAL", "100ms") == "book.BTC-PERPETUAL.100ms"
-    assert (
-        ch.grouped_book_channel("BTC-PERPETUAL", "none", 10, "100ms")
-        == "book.BTC-PERPETUAL.none.10.100ms"
-    )
-    assert (
-        ch.grouped_book_channel("ETH-PERPETUAL", 100, 1, "100ms")
-        == "book.ETH-PERPETUAL.100.1.100ms"
-    )
     assert ch.markprice_channel("btc_usd") == "markprice.options.btc_usd"
-    assert ch.price_index_channel("btc_usd") == "deribit_price_index.btc_usd"
-    assert ch.volatility_index_channel("btc_usd") == "deribit_volatility_index.btc_usd"
-    assert ch.perpetual_channel("BTC-PERPETUAL", "raw") == "perpetual.BTC-PERPETUAL.raw"
-    assert ch.chart_trades_channel("BTC-25MAR23-26500-P", 3) == "chart.trades.BTC-25MAR23-26500-P.3"
     assert ch.instrument_state_channel("any", "any") == "instrument.state.any.any"
     assert ch.instrument_creation_channel("option", "USDC") == "instrument.creation.option.USDC"
     built = [
         ch.quote_channel("X-PERPETUAL"),
         ch.ticker_channel("X-PERPETUAL"),
-        ch.trades_channel("X-PERPETUAL", "100ms"),
         ch.trades_by_kind_channel("future", "any"),
-        ch.book_channel("X-PERPETUAL", "agg2"),
-        ch.grouped_book_channel("X-PERPETUAL", 5, 20, "agg2"),
         ch.markprice_channel("sol_usdc"),
-        ch.price_index_channel("sol_usdc"),
-        ch.volatility_index_channel("eth_usd"),
-        ch.perpetual_channel("X-PERPETUAL", "100ms"),
-        ch.chart_trades_channel("X-PERPETUAL", "1D"),
         ch.instrument_state_channel("option", "BTC"),
         ch.instrument_creation_channel("future", "ETH"),
     ]
     assert [channel_family(c) for c in built] == [
         ch.QUOTE,
         ch.TICKER,
-        ch.TRADES,
         ch.TRADES_BY_KIND,
-        ch.BOOK,
-        ch.BOOK_GROUPED,
         ch.MARKPRICE_OPTIONS,
-        ch.PRICE_INDEX,
-        ch.VOLATILITY_INDEX,
-        ch.PERPETUAL,
-        ch.CHART_TRADES,
         ch.INSTRUMENT_STATE,
         ch.INSTRUMENT_CREATION,
     ]

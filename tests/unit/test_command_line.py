@@ -32,7 +32,7 @@ COMMANDS = (
     "scripts.migrate",
     "scripts.verify",
     "scripts.healthcheck",
-    "scripts.benchmark",
+    "bench",
     "tests.fake_deribit",
 )
 ENV_LINE = re.compile(r"^  ([A-Z][A-Z0-9_]+) +\(default: (.*)\)$", re.M)

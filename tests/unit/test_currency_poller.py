@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from scripts.clock import SimClock
-from scripts.collectors.rest_catalog import CurrencyPoller
+from scripts.collectors.rest.catalog import CurrencyPoller
 from scripts.deribit.rest import DeribitRestError
 from scripts.normalize.common import MalformedMessage
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scripts.collectors.options_realtime import OptionsRealtimeCollector
+from scripts.collectors.realtime.collector import OptionsRealtimeCollector
 from scripts.config import load_settings
 from scripts.deribit import channels as ch
 from scripts.deribit.limiter import LimiterSet

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from scripts.collectors.realtime.router import MessageRouter
+from scripts.collectors.realtime.trade_repair import TradeWatch
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.router import MessageRouter
-from scripts.collectors.trade_repair import TradeWatch
 from scripts.currencies import currency_spec
 from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S
 from scripts.storage.writer import BatchWriter

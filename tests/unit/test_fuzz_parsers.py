@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from scripts.deribit.protocol import MalformedFrame, Notification, Response, parse_frame
 from scripts.normalize import bars, books, funding, indices, instruments, quotes, tickers, trades
-from scripts.normalize.books import BookChain
 from scripts.normalize.common import MalformedMessage
 
 RECV = datetime(2026, 1, 2, tzinfo=UTC)
@@ -59,12 +58,6 @@ def _rows_rest_trades(result: Any) -> list[Any]:
     return _rows_trades(result.get("trades") if type(result) is dict else result)
 
 
-def _rows_book(d: Any) -> list[Any]:
-    msg = books.parse_book_message(d)
-    BookChain().observe(msg)
-    return [msg, books.unknown_fields("book", d)]
-
-
 def _rows_order_book(d: Any) -> list[Any]:
     return [books.parse_order_book(d, received_at=RECV, depth=5)]
 
@@ -95,20 +88,12 @@ def _rows_tradingview(r: Any) -> list[Any]:
     return bars.parse_tradingview(r, **_BAR_KW)
 
 
-def _rows_candle(d: Any) -> list[Any]:
-    return [bars.parse_chart_candle(d, **_BAR_KW)]
-
-
 def _rows_funding(r: Any) -> list[Any]:
     return funding.parse_funding_history(r, instrument_name="X", currency="BTC", received_at=RECV)
 
 
 def _rows_price_index(d: Any) -> list[Any]:
     return [indices.parse_price_index(d, currency="BTC", received_at=RECV)]
-
-
-def _rows_dvol(d: Any) -> list[Any]:
-    return [indices.parse_dvol(d, currency="BTC", received_at=RECV)]
 
 
 def _rows_dvol_history(r: Any) -> list[Any]:
@@ -125,18 +110,14 @@ ROUTES: dict[str, Callable[[Any], list[Any]]] = {
     "ws_trades_by_kind": _rows_trades,
     "rest_get_last_trades_by_instrument": _rows_rest_trades,
     "rest_get_last_trades_by_currency_and_time": _rows_rest_trades,
-    "ws_book_snapshot": _rows_book,
-    "ws_book_change": _rows_book,
     "ws_book_grouped": _rows_order_book,
     "rest_get_order_book": _rows_order_book,
     "ws_markprice_options": _rows_markprice,
     "rest_get_instruments": _rows_instruments,
     "ws_instrument_state": _rows_state,
     "rest_get_tradingview_chart_data": _rows_tradingview,
-    "ws_chart_trades": _rows_candle,
     "rest_get_funding_rate_history": _rows_funding,
     "ws_price_index": _rows_price_index,
-    "ws_volatility_index": _rows_dvol,
     "rest_get_volatility_index_data": _rows_dvol_history,
 }
 

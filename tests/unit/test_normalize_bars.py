@@ -11,7 +11,7 @@ import pytest
 
 from scripts.models import OhlcvRow
 from scripts.normalize import bars
-from scripts.normalize.bars import parse_chart_candle, parse_tradingview
+from scripts.normalize.bars import parse_tradingview
 from scripts.normalize.common import MalformedMessage
 
 RECV = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -83,45 +83,3 @@ def test_tradingview_no_data_and_bad_shapes(shared_data: Path) -> None:
         parse_tradingview({**result, "volume": [1.0, -1.0]}, **kw)
     no_cost = parse_tradingview({k: v for k, v in result.items() if k != "cost"}, **kw)
     assert [r.cost for r in no_cost] == [None, None]
-
-
-def test_every_chart_candle(shared_data: Path) -> None:
-    lines = (shared_data / "ws_chart_trades.jsonl").read_text().splitlines()
-    rows = []
-    for ln in lines:
-        params = orjson.loads(ln)["params"]
-        parts = params["channel"].split(".")
-        rows.append(
-            parse_chart_candle(
-                params["data"],
-                instrument_name=parts[2],
-                currency="BTC",
-                resolution=parts[3],
-                received_at=RECV,
-            )
-        )
-        assert bars.unknown_fields("chart_candle", params["data"]) == frozenset()
-    assert rows[0] == OhlcvRow(
-        at_ms(1573645080000),
-        "BTC-PERPETUAL",
-        "BTC",
-        "1",
-        8869.79,
-        8870.31,
-        8788.25,
-        8791.25,
-        0.05219351,
-        460.0,
-        RECV,
-    )
-    assert (rows[1].instrument_name, rows[1].close, rows[1].volume) == (
-        "BTC-31MAR23",
-        23215.0,
-        0.00172302,
-    )
-    assert (rows[2].resolution, rows[2].open, rows[2].cost) == ("3", 0.003, 0.0003)
-    assert rows[3].timestamp == datetime(2025, 12, 31, 16, 54, tzinfo=UTC)
-    with pytest.raises(MalformedMessage, match="missing field 'tick'"):
-        parse_chart_candle(
-            {"open": 1}, instrument_name="X", currency="BTC", resolution="1", received_at=RECV
-        )

@@ -11,7 +11,7 @@ import pytest
 from scripts.models import IndexPriceRow
 from scripts.normalize import indices
 from scripts.normalize.common import MalformedMessage
-from scripts.normalize.indices import parse_dvol, parse_price_index, parse_volatility_index_data
+from scripts.normalize.indices import parse_price_index, parse_volatility_index_data
 
 RECV = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -28,15 +28,6 @@ def test_price_index(shared_data: Path) -> None:
         EPOCH + timedelta(milliseconds=1535098298227), "btc_usd", "BTC", "price", 6521.17, RECV
     )
     assert indices.unknown_fields("price_index", data) == frozenset()
-
-
-def test_dvol_notification(shared_data: Path) -> None:
-    data = first(shared_data, "ws_volatility_index")["params"]["data"]
-    row = parse_dvol(data, currency="BTC", received_at=RECV)
-    assert row == IndexPriceRow(
-        EPOCH + timedelta(milliseconds=1619777946007), "btc_usd", "BTC", "dvol", 129.36, RECV
-    )
-    assert indices.unknown_fields("dvol", data) == frozenset()
 
 
 def test_volatility_index_data_uses_close(shared_data: Path) -> None:
@@ -60,8 +51,6 @@ def test_bad_index_messages() -> None:
             currency="BTC",
             received_at=RECV,
         )
-    with pytest.raises(MalformedMessage, match="missing field 'volatility'"):
-        parse_dvol({"index_name": "btc_usd", "timestamp": 1}, currency="BTC", received_at=RECV)
     with pytest.raises(MalformedMessage, match="not \\[ts, open, high, low, close\\]"):
         parse_volatility_index_data(
             {"data": [[1, 2, 3]]}, index_name="btc_usd", currency="BTC", received_at=RECV

@@ -1,4 +1,5 @@
-"""The pure layers import no I/O: no asyncio, websockets, aiohttp, psycopg, logging or os.
+"""The pure layers import no I/O: no asyncio, websockets, aiohttp, psycopg, logging, os or socket;
+and nothing in `scripts/` imports `tests` (the package ships without them).
 
 Checked on the source with `ast`, including imports inside functions, and transitively through
 the project modules they import (which must be pure layers themselves).
@@ -13,11 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNED = frozenset(
-    {"asyncio", "websockets", "aiohttp", "psycopg", "psycopg_pool", "logging", "os", "importlib"}
+    {"asyncio", "websockets", "aiohttp", "psycopg", "psycopg_pool", "logging", "os", "socket"}
+    | {"importlib"}
 )
 PURE_MODULES = frozenset(
     {"scripts.models", "scripts.deribit.protocol", "scripts.deribit.channels"}
     | {"scripts.backups.names", "scripts.backups.retention"}
+    | {"scripts.collectors.realtime.trade_windows"}
     | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
 )
 
@@ -29,6 +32,7 @@ def pure_files() -> list[Path]:
         ROOT / "scripts" / "deribit" / "channels.py",
         ROOT / "scripts" / "backups" / "names.py",
         ROOT / "scripts" / "backups" / "retention.py",
+        ROOT / "scripts" / "collectors" / "realtime" / "trade_windows.py",
         *sorted((ROOT / "scripts" / "normalize").glob("*.py")),
     ]
     return [f for f in files if f.name != "__init__.py" or f.read_text().strip()]
@@ -87,3 +91,30 @@ def test_all_pure_files_are_checked() -> None:
         "scripts/normalize/trades.py",
         "scripts/normalize/books.py",
     } <= names
+
+
+def package_files() -> list[Path]:
+    return sorted((ROOT / "scripts").rglob("*.py"))
+
+
+def imports_tests(source: str) -> list[str]:
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        found.update(n for n in names if n.split(".")[0] == "tests")
+    return sorted(found)
+
+
+def test_the_checker_catches_imports_of_tests() -> None:
+    src = "def f():\n    from tests.support.pgcluster import PgCluster\nimport tests.fake_deribit\n"
+    assert imports_tests(src) == ["tests.fake_deribit", "tests.support.pgcluster"]
+    assert imports_tests("from scripts.tests_like import x\nimport testsuite\n") == []
+
+
+@pytest.mark.parametrize("path", package_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_package_module_imports_no_tests(path: Path) -> None:
+    assert imports_tests(path.read_text()) == [], f"{path.relative_to(ROOT)} imports tests"

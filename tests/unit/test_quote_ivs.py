@@ -12,10 +12,10 @@ import numpy as np
 import orjson
 import pytest
 
-from scripts.collectors import forward_tickers
+from scripts.collectors.realtime import forward_tickers
+from scripts.collectors.realtime.router import MessageRouter
+from scripts.collectors.realtime.trade_repair import TradeWatch
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.router import MessageRouter
-from scripts.collectors.trade_repair import TradeWatch
 from scripts.currencies import currency_spec
 from scripts.models import QuoteRow
 from scripts.normalize.common import MalformedMessage

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.collectors.trade_coverage import SLACK_MS, TradeCoverage, read_mark
-from scripts.collectors.trade_repair import TradeRepairer, TradeWatch
+from scripts.collectors.realtime.trade_coverage import SLACK_MS, TradeCoverage, read_mark
+from scripts.collectors.realtime.trade_repair import TradeRepairer, TradeWatch
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient

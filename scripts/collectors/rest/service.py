@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from scripts import __version__
 from scripts.clock import Clock, SimClock, clock_from_spec
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.schedule import Schedule
+from scripts.collectors.rest.schedule import Schedule
 from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
@@ -32,7 +32,7 @@ from scripts.runtime import EXIT_FAILURE, EXIT_OK
 from scripts.status_log import StatusLine, start_status_log
 from scripts.storage.pool import RECONNECT_MAX_DELAY_S, new_pool, start_when_database_ready
 from scripts.storage.spool import Spool
-from scripts.storage.status import default_collector_name, status_file_path
+from scripts.storage.status import WriterStatus, default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class RestService:
             if self.use_spool
             else None
         )
+        status = WriterStatus(name, None, __version__)
         writer = BatchWriter(
             pool,
             collector_name=name,
@@ -102,6 +103,7 @@ class RestService:
             drain_deadline_s=s.drain_deadline_s,
             status_file=status_file_path(s.spool_dir, name) if self.use_spool else None,
             retry_max_s=RECONNECT_MAX_DELAY_S,  # write again within seconds of the DB's return
+            writer_status=status,
         )
         limiters = LimiterSet.build(
             self.clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst
@@ -134,7 +136,7 @@ class RestService:
         self.started_at = self.clock.now()
         writer_stop = asyncio.Event()
         writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
-        line = StatusLine(name, writer.status, rest_calls=[rest.calls])
+        line = StatusLine(name, status, rest_calls=[rest.calls])
         status_task = start_status_log(s.status_log_interval_s, line, stop)
         code = EXIT_OK
         try:

@@ -7,15 +7,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scripts.bench.run import (
+from bench.run import (
     CURRENCY,
     LAG_RATE,
     PRODUCTION_SNAPSHOT_INTERVAL_S,
     TABLES,
     Results,
 )
-from scripts.bench.steps import StepResult
-from scripts.bench.storage import MONTH_DAYS, per_day_bytes
+from bench.steps import StepResult
+from bench.storage import MONTH_DAYS, per_day_bytes
 
 SIZING_CURRENCIES = 2  # BTC + ETH; the market model gives both the same chain
 QUOTES, TRADES, DEPTH = TABLES

@@ -63,15 +63,15 @@ from pathlib import Path
 from typing import Any
 
 from scripts.clock import Clock
-from scripts.collectors import forward_tickers
-from scripts.collectors.book_snapshots import BookSnapshotter
-from scripts.collectors.expiry import expired_names
-from scripts.collectors.instruments import OptionChain
+from scripts.collectors.realtime import forward_tickers
+from scripts.collectors.realtime.book_snapshots import BookSnapshotter
+from scripts.collectors.realtime.expiry import expired_names
+from scripts.collectors.realtime.instruments import OptionChain
+from scripts.collectors.realtime.router import MessageRouter
+from scripts.collectors.realtime.trade_coverage import POLL_S, TradeCoverage, read_mark
+from scripts.collectors.realtime.trade_repair import TradeRepairer, newest_timestamp
+from scripts.collectors.realtime.trade_watch import TradeWatch
 from scripts.collectors.rejects import Rejects, channel_of_raw
-from scripts.collectors.router import MessageRouter
-from scripts.collectors.trade_coverage import POLL_S, TradeCoverage, read_mark
-from scripts.collectors.trade_repair import TradeRepairer, newest_timestamp
-from scripts.collectors.trade_watch import TradeWatch
 from scripts.config import Settings
 from scripts.deribit import channels as ch
 from scripts.deribit.rest import DeribitRestClient
@@ -79,6 +79,7 @@ from scripts.deribit.ws import DeribitWsClient, subscribe_limiter
 from scripts.deribit.ws_pool import DeribitWsPool
 from scripts.models import GapRow
 from scripts.normalize.quote_ivs import ForwardCurves
+from scripts.storage.status import WriterStatus
 from scripts.storage.tables import DATA_GAPS, OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
@@ -109,10 +110,14 @@ class OptionsRealtimeCollector:
         client_version: str,
         subscribe_share: float = 1.0,
         history: DeribitRestClient | None = None,
+        status: WriterStatus | None = None,
     ) -> None:
         self.settings = s = settings
         self.spec = spec = settings.currency
         self.writer = writer
+        self.status = (
+            status if status is not None else writer.status
+        )  # the service's; the writer's when alone
         self.rest = rest
         self.clock = clock
         self.client_version = client_version
@@ -129,6 +134,7 @@ class OptionsRealtimeCollector:
             max_age_s=s.trade_repair_max_age_s,
             history=history,
             expired_since=self._expired_since,
+            status=self.status,
         )
         self.repairer.rejects = self.rejects
         self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
@@ -159,6 +165,7 @@ class OptionsRealtimeCollector:
             on_instrument_state=self.chain.on_state,
             on_instrument_created=self.chain.on_created,
             forwards=self.forwards,
+            status=self.status,
         )
         self.snapshotter = BookSnapshotter(
             spec,
@@ -239,7 +246,7 @@ class OptionsRealtimeCollector:
         first = client.name not in self._connected_once
         not_running = self._not_running_window_pending(client)
         self._connected_once.add(client.name)
-        self.writer.status.set_connected(all(c.connected for c in self.pool.clients))
+        self.status.set_connected(all(c.connected for c in self.pool.clients))
         down = self._down_since.pop(client.name, None)
         if down is not None:
             self._gap(
@@ -265,8 +272,8 @@ class OptionsRealtimeCollector:
         self.started.set()
 
     def _on_disconnect(self, client: DeribitWsClient, reason: str) -> None:
-        self.writer.status.note_reconnect()
-        self.writer.status.set_connected(False)
+        self.status.note_reconnect()
+        self.status.set_connected(False)
         if self._not_running_window_pending(client):
             # A first connect that failed (DNS not up yet, a 429): the window since the
             # previous run is still open and its first successful connect records it whole.
@@ -344,7 +351,7 @@ class OptionsRealtimeCollector:
             None,
             GapRow(table, self.spec.code, scope, start, end, reason[:500], False, now),
         )
-        self.writer.status.note_gap()
+        self.status.note_gap()
 
     # ---- channels -----------------------------------------------------------------------------
     def _listed(self, names: list[str]) -> None:
@@ -446,7 +453,7 @@ class OptionsRealtimeCollector:
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.update_status()
-            self.coverage.persist(self.writer.status.last_db_flush_at)
+            self.coverage.persist(self.status.last_db_flush_at)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
 
@@ -481,4 +488,4 @@ class OptionsRealtimeCollector:
                 "rows_without_fresh_forward": self.forwards.rows_stale,
             },
         }
-        self.writer.status.details.update(details)
+        self.status.details.update(details)

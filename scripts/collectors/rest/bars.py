@@ -31,7 +31,7 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
-from scripts.collectors.rest_catalog import RestCatalog, RowSink, now_utc
+from scripts.collectors.rest.catalog import RestCatalog, RowSink, now_utc
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.logs import OncePerKey

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from scripts.collectors.forward_tickers import FORWARD_TICKER_INTERVAL
-from scripts.collectors.quote_repeats import QuoteRepeats
+from scripts.collectors.realtime.forward_tickers import FORWARD_TICKER_INTERVAL
+from scripts.collectors.realtime.quote_repeats import QuoteRepeats
+from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit import channels as ch
 from scripts.models import InstrumentRow
@@ -45,6 +45,7 @@ from scripts.normalize.future import FUTURE_REASON, FUTURE_TOLERANCE_S, future_l
 from scripts.normalize.quote_ivs import ForwardCurves, parse_forward
 from scripts.normalize.quotes import parse_quote
 from scripts.status_log import LagSamples
+from scripts.storage.status import WriterStatus
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
@@ -72,6 +73,7 @@ class MessageRouter:
         on_instrument_state: Callable[[ninst.InstrumentState], None] = lambda s: None,
         on_instrument_created: Callable[[InstrumentRow], None] = lambda r: None,
         forwards: ForwardCurves | None = None,
+        status: WriterStatus | None = None,
     ) -> None:
         self.spec = spec
         self.forwards = forwards
@@ -93,7 +95,9 @@ class MessageRouter:
         self._quote_rows = 0
         self._trade_rows = 0
         self._add_quote_row = writer.appender(OPTION_QUOTES, self.code)
-        self._status = writer.status
+        self._status = (
+            status if status is not None else writer.status
+        )  # the service's; the writer's when alone
         self._last_received_at: datetime | None = None
         self.last_trades_s: float | None = None  # market time of the last trades frame
         self.lag: LagSamples | None = None  # sampled once per socket read (the status line)

@@ -1,4 +1,4 @@
-"""`python -m scripts.backup_benchmark [--gb 1.0]`: backup and restore time and size per GB.
+"""`python -m bench.backup [--gb 1.0]`: backup and restore time and size per GB.
 
 Fills a throwaway PostgreSQL + TimescaleDB cluster (CHAINTAPE_PG_BIN picks the install; needs
 the repository's tests/ on the path) or an empty scratch database given by DATABASE_URL with
@@ -138,7 +138,7 @@ def _copy_sql(table: str, columns: tuple[str, ...]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.backup_benchmark", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.backup", description=__doc__)
     p.add_argument("--gb", type=float, default=1.0, help="database size to generate (GB)")
     p.add_argument(
         "--compress",

@@ -23,13 +23,13 @@ import logging
 
 from scripts import __version__
 from scripts.clock import Clock, clock_from_spec
-from scripts.collectors.listing import (
+from scripts.collectors.realtime.collector import OptionsRealtimeCollector
+from scripts.collectors.realtime.listing import (
     CurrencyNotListed,
     check_listing,
     health_problem,
     refused_channels,
 )
-from scripts.collectors.options_realtime import OptionsRealtimeCollector
 from scripts.config import EXIT_CONFIG_ERROR, Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
@@ -37,7 +37,7 @@ from scripts.runtime import EXIT_FAILURE, EXIT_OK
 from scripts.status_log import LagSamples, StatusLine, start_status_log
 from scripts.storage.pool import RECONNECT_MAX_DELAY_S, start_when_database_ready
 from scripts.storage.spool import Spool
-from scripts.storage.status import default_collector_name, status_file_path
+from scripts.storage.status import WriterStatus, default_collector_name, status_file_path
 from scripts.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ async def run_realtime(
     clock = clock or clock_from_spec(s.sim_clock)
     name = default_collector_name("ws", s)
     spool = Spool(s.spool_dir, max_bytes=s.spool_max_bytes, collector_name=name)
+    status = WriterStatus(name, s.currency.code, __version__)
     writer = BatchWriter(
         s.database_url,
         collector_name=name,
@@ -77,6 +78,7 @@ async def run_realtime(
         drain_deadline_s=s.drain_deadline_s,
         status_file=status_file_path(s.spool_dir, name),
         retry_max_s=RECONNECT_MAX_DELAY_S,  # write again within seconds of the database's return
+        writer_status=status,
     )
     limiters = LimiterSet.build(clock, requests_per_s=s.rest_requests_per_s, burst=s.rest_burst)
     rest = DeribitRestClient(s.deribit_rest_url, limiter=limiters, clock=clock)
@@ -90,6 +92,7 @@ async def run_realtime(
         client_version=__version__,
         subscribe_share=s.subscribe_share,
         history=history,
+        status=status,
     )
     writer.on_rows_lost = collector.on_rows_lost
     rest.on_malformed = collector.rejects.rest_reply
@@ -131,13 +134,13 @@ async def run_realtime(
     collector.router.lag = LagSamples()
     line = StatusLine(
         name,
-        writer.status,
+        status,
         rest_calls=[rest.calls],
         lag=collector.router.lag,
         open_gaps=lambda: collector.repairer.open_windows,
     )
     status_task = start_status_log(s.status_log_interval_s, line, stop)
-    problems_task = asyncio.create_task(_watch_problems(collector, listing, stop))
+    problems_task = asyncio.create_task(_watch_problems(collector, status, listing, stop))
     code = EXIT_OK
     try:
         collect = asyncio.create_task(collector.run(stop), name=name)
@@ -165,11 +168,13 @@ async def run_realtime(
 
 
 async def _watch_problems(
-    collector: OptionsRealtimeCollector, listing: str | None, stop: asyncio.Event
+    collector: OptionsRealtimeCollector,
+    status: WriterStatus,
+    listing: str | None,
+    stop: asyncio.Event,
 ) -> None:
     """Keeps `status.problem` (the health check's reason) in step: refused channels until they
     are granted, no live options."""
-    status = collector.writer.status
     while not stop.is_set():
         problem = health_problem(
             refused=refused_channels(collector.pool.clients),

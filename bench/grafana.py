@@ -1,9 +1,9 @@
-"""`python -m scripts.grafana.bench [--days 30]`: how fast the dashboards' panels are on a
+"""`python -m bench.grafana [--days 30]`: how fast the dashboards' panels are on a
 month of one currency's full option chain.
 
 Starts a throwaway PostgreSQL + TimescaleDB cluster (CHAINTAPE_PG_BIN picks the install, as for
-`python -m scripts.benchmark`), migrates it with the read-only Grafana role, loads `--days` of
-synthetic data ending now at the sizing mix (scripts/grafana/bench_data.py: rows per day are
+`python -m bench`), migrates it with the read-only Grafana role, loads `--days` of
+synthetic data ending now at the sizing mix (bench/grafana_data.py: rows per day are
 printed) with binary COPY, then, on the full edition, materializes the continuous aggregates
 and compresses chunks older than 2 days as the policies would. Then, as the read-only role,
 it runs every variable and panel query of every dashboard over its default range and over the
@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from scripts.grafana import bench_data
+from bench import grafana_data
 from scripts.grafana.build import BUILDERS, DASHBOARD_DIR
 from scripts.grafana.runner import default_range, load, panel_queries, resolve_variables
 from scripts.storage.migrate import apply_schema
@@ -33,7 +33,7 @@ AGGREGATES = ("option_quotes_1m", "option_quotes_1h", "option_trades_1m", "optio
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m scripts.grafana.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.grafana", description=__doc__)
     p.add_argument("--days", type=int, default=30, help="days of data to load (default 30)")
     p.add_argument("--currency", default="BTC")
     p.add_argument("--runs", type=int, default=3, help="runs per query (best is reported)")
@@ -49,14 +49,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def load_data(url: str, cur: str, days: int) -> tuple[datetime, datetime]:
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=days)
-    options = bench_data.chain(cur, start, end)
+    options = grafana_data.chain(cur, start, end)
     with psycopg.connect(url) as conn:
-        bench_data.instruments(conn, cur, options, end)
-        bench_data.future_instruments(conn, cur, start, end)
+        grafana_data.instruments(conn, cur, options, end)
+        grafana_data.future_instruments(conn, cur, start, end)
         day, n = start, 0
         while day < end:
             t0 = time.perf_counter()
-            counts = bench_data.day_rows(conn, cur, options, day, seed=n)
+            counts = grafana_data.day_rows(conn, cur, options, day, seed=n)
             if n == 0:
                 print("rows per day: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
             print(f"  loaded {day:%Y-%m-%d} in {time.perf_counter() - t0:.0f} s", flush=True)

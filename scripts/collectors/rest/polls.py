@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 
-from scripts.collectors.bars import FutureBarsPoller, OptionBarsPoller
-from scripts.collectors.greeks import GreeksPoller
-from scripts.collectors.indices import IndexPoller
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.rest_catalog import RestCatalog
-from scripts.collectors.rest_service import ServiceParts
-from scripts.collectors.schedule import Schedule
+from scripts.collectors.rest.bars import FutureBarsPoller, OptionBarsPoller
+from scripts.collectors.rest.catalog import RestCatalog
+from scripts.collectors.rest.greeks import GreeksPoller
+from scripts.collectors.rest.indices import IndexPoller
+from scripts.collectors.rest.schedule import Schedule
+from scripts.collectors.rest.service import ServiceParts
 
 BAR_OFFSET_S = 2.0  # poll a little after the minute so the closed minute's last trades are in
 # Greeks start a minute into the hour, so a ticker stamped by an exchange clock a little behind

@@ -1,4 +1,4 @@
-"""The benchmark's child processes: the exchange (scripts.bench.exchange, line-controlled)
+"""The benchmark's child processes: the exchange (bench.exchange, line-controlled)
 and the real-time collector (python -m scripts.ws_tick_collector_multi, configured by env)."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import orjson
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR_MODULE = "scripts.ws_tick_collector_multi"
 
 
 class ExchangeProcess:
-    """`python -m scripts.bench.exchange`; `call("stats")` sends a command, returns the reply."""
+    """`python -m bench.exchange`; `call("stats")` sends a command, returns the reply."""
 
     def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
         self.proc = proc
@@ -28,7 +28,7 @@ class ExchangeProcess:
     @classmethod
     async def start(cls, *, expiries: int, strikes: int, book_rate_hz: float) -> ExchangeProcess:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "scripts.bench.exchange",
+            sys.executable, "-m", "bench.exchange",
             "--expiries", str(expiries), "--strikes", str(strikes),
             "--book-rate-hz", str(book_rate_hz),
             cwd=REPO_ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

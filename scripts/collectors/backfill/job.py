@@ -36,7 +36,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
-from scripts.collectors.bars import (
+from scripts.collectors.rest.bars import (
     CHUNK_BARS,
     MINUTE_MS,
     RESOLUTION,
@@ -44,9 +44,9 @@ from scripts.collectors.bars import (
     last_closed_minute_ms,
     ms_dt,
 )
-from scripts.collectors.funding import fetch_funding
-from scripts.collectors.indices import fetch_dvol
-from scripts.collectors.rest_catalog import is_perpetual, now_utc
+from scripts.collectors.rest.catalog import is_perpetual, now_utc
+from scripts.collectors.rest.funding import fetch_funding
+from scripts.collectors.rest.indices import fetch_dvol
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.normalize.bars import parse_tradingview

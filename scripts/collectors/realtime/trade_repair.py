@@ -8,12 +8,8 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   trade up to it was sent before it on the same socket, so a window that starts there misses
   nothing) and `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence
   number).
-- `TradeRepairer` re-reads windows with `get_last_trades_by_currency_and_time` (kind=option,
-  sorting asc, count 1000, paginated on the last timestamp, deduplicated by trade_id) and
-  instrument holes with `get_last_trades_by_instrument` (start_seq/end_seq). A page of 1000
-  trades that all share the millisecond it started from cannot be paged by time: that
-  millisecond is then read with `get_last_trades_by_currency` bounded to it and paged by
-  `start_id` (the last id read, inclusive), after which time paging resumes one ms later.
+- `TradeRepairer` re-reads windows by time and instrument holes by `trade_seq` (the paging is
+  in trade_pages.py; windows, merged, in trade_windows.py), deduplicated by trade_id.
   Rows go to the writer; `{cur}_option_trades` is unique on (trade_id, timestamp), so what
   the stream already delivered is skipped by the database. Requests wait for REST credits.
 - A repaired window is recorded in `data_gaps` with repaired=True when it was a disconnect or
@@ -48,43 +44,35 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from scripts.clock import Clock
-from scripts.collectors.expiry import expired_names
+from scripts.collectors.realtime.expiry import expired_names
+from scripts.collectors.realtime.trade_pages import TradePager
+from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
+from scripts.collectors.realtime.trade_windows import (
+    HISTORY_LAG_MS,
+    Window,
+    expiry_between,
+    floor_ms,
+    gap_key,
+    merge_windows,
+    ms_dt,
+)
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.trade_watch import SeqHole, TradeWatch
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow
 from scripts.normalize.common import MalformedMessage
 from scripts.normalize.future import FUTURE_REASON, future_limit
 from scripts.normalize.trades import parse_trades_tolerant
+from scripts.storage.status import WriterStatus
 from scripts.storage.tables import DATA_GAPS, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
 __all__ = ["SeqHole", "TradeRepairer", "TradeWatch", "Window", "newest_timestamp"]  # (re-exports)
 
 log = logging.getLogger(__name__)
-
-PAGE_COUNT = 1000
-MAX_PAGES_PER_WINDOW = 10_000
-
-
-def ms_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def gap_key(gap: GapRow) -> tuple[str, str, datetime, str]:
-    """A `data_gaps` row's natural key (table_name, scope, gap_start, reason)."""
-    return (gap.table_name, gap.scope, gap.gap_start, gap.reason)
-
-
-class Window(NamedTuple):
-    start_ms: int
-    end_ms: int
-    reason: str
-    always_record: bool  # a disconnect or restart: recorded even if nothing was missing
 
 
 class TradeRepairer:
@@ -102,8 +90,12 @@ class TradeRepairer:
         settle_s: float = 2.0,
         history: DeribitRestClient | None = None,
         expired_since: Callable[[int], bool] = lambda start_ms: False,
+        status: WriterStatus | None = None,
     ) -> None:
         self.spec = spec
+        self.status = (
+            status if status is not None else writer.status
+        )  # the service's; the writer's when alone
         self.rest = rest
         self.history = history
         self.expired_since = expired_since  # did an option of this chain expire after start?
@@ -121,11 +113,19 @@ class TradeRepairer:
         self.windows_repaired = 0
         self.windows_failed = 0
         self.trades_recovered = 0
-        self.rest_pages = 0
+        self.pager = TradePager(spec.api_currency)
         self.history_reads = 0  # windows also read from the history host
-        self.id_pages = 0  # pages read by start_id (a millisecond holding over 1000 trades)
         self.busy = False
         self._reading_from_ms: int | None = None
+
+    @property
+    def rest_pages(self) -> int:
+        return self.pager.rest_pages
+
+    @property
+    def id_pages(self) -> int:
+        """Pages read by start_id (a millisecond holding over 1000 trades)."""
+        return self.pager.id_pages
 
     # ---- intake -------------------------------------------------------------------------------
     def request_window(
@@ -174,7 +174,7 @@ class TradeRepairer:
     def floor_ms(self) -> int | None:
         """The oldest exchange time of a window or hole queued or being read, else None."""
         starts = [w.start_ms for w in self._windows] + [h.start_ms for h in self._holes]
-        starts += [_floor_ms(g.gap_start) for g in self._lost.values()]
+        starts += [floor_ms(g.gap_start) for g in self._lost.values()]
         if self._reading_from_ms is not None:
             starts.append(self._reading_from_ms)
         return min(starts) if starts else None
@@ -186,7 +186,7 @@ class TradeRepairer:
                 await asyncio.wait_for(self._wake.wait(), 0.5)
             if stop.is_set():
                 break
-            lost_ready = bool(self._lost) and self.writer.status.db_ok
+            lost_ready = bool(self._lost) and self.status.db_ok
             if not self._wake.is_set() and not lost_ready:
                 continue
             self._wake.clear()
@@ -204,17 +204,17 @@ class TradeRepairer:
 
     async def repair_pending(self) -> None:
         """Reads every queued window and hole now."""
-        windows, self._windows = _merge(self._windows), []
+        windows, self._windows = merge_windows(self._windows), []
         holes, self._holes = self._holes, []
         lost: list[GapRow] = []
-        if self.writer.status.db_ok:
+        if self.status.db_ok:
             lost, self._lost = sorted(self._lost.values(), key=lambda g: g.gap_start), {}
         starts = [w.start_ms for w in windows] + [h.start_ms for h in holes]
-        starts += [_floor_ms(g.gap_start) for g in lost]
+        starts += [floor_ms(g.gap_start) for g in lost]
         self._reading_from_ms = min(starts) if starts else None
         try:
             for g in lost:
-                start_ms, end_ms = _floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
+                start_ms, end_ms = floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
                 # (always_record: a long outage may span expiries; see `_use_history`)
                 await self._repair_window(Window(start_ms, end_ms, g.reason, True), lost=g)
             for w in windows:
@@ -235,7 +235,7 @@ class TradeRepairer:
         start_ms = w.start_ms
         return (
             w.always_record
-            or _expiry_between(start_ms, self.clock.now_ms())
+            or expiry_between(start_ms, self.clock.now_ms())
             or self.expired_since(start_ms)
         )
 
@@ -244,6 +244,10 @@ class TradeRepairer:
         start = w.start_ms
         seen: set[str] = set()
         recovered = 0
+
+        def sink(raw: Any) -> int:
+            return self._write_fresh(raw, seen)
+
         try:
             if self.history is not None and self._use_history(w):
                 # The history host first, oldest first like the main host (a read cut short
@@ -251,9 +255,11 @@ class TradeRepairer:
                 # host for what the history host may not have yet.
                 self.history_reads += 1
                 history = {"include_old": True}
-                recovered += await self._read_window(self.history, history, start, w.end_ms, seen)
+                recovered += await self.pager.read_window(
+                    self.history, history, start, w.end_ms, sink
+                )
                 start = max(w.start_ms, w.end_ms - HISTORY_LAG_MS)
-            recovered += await self._read_window(self.rest, {}, start, w.end_ms, seen)
+            recovered += await self.pager.read_window(self.rest, {}, start, w.end_ms, sink)
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             log.error(
@@ -275,75 +281,6 @@ class TradeRepairer:
             log.info("%s: repaired %s (%d trades recovered)", self.table, w.reason, recovered)
             self._record(w.start_ms, w.end_ms, f"{w.reason}: {recovered} trades recovered", True)
 
-    async def _read_window(
-        self,
-        client: DeribitRestClient,
-        extra: dict[str, Any],
-        start: int,
-        end_ms: int,
-        seen: set[str],
-    ) -> int:
-        """Reads [start, end_ms] from one host; returns how many trades the stream missed."""
-        recovered = 0
-        for _ in range(MAX_PAGES_PER_WINDOW):
-            result = await client.call_dict(
-                "get_last_trades_by_currency_and_time",
-                currency=self.spec.api_currency,
-                kind="option",
-                start_timestamp=start,
-                end_timestamp=end_ms,
-                count=PAGE_COUNT,
-                sorting="asc",
-                **extra,
-            )
-            self.rest_pages += 1
-            raw = result.get("trades") or []
-            recovered += self._write_fresh(raw, seen)  # refuses bad elements one by one
-            trades = _dicts(raw)
-            if not result.get("has_more") or not trades:
-                break
-            last_ms = max(int(t.get("timestamp", start)) for t in trades)
-            if last_ms <= start and len(trades) >= PAGE_COUNT:
-                recovered += await self._read_millisecond(client, extra, start, trades, seen)
-                last_ms = start + 1  # that millisecond is read whole
-            start = max(start, last_ms)
-        return recovered
-
-    async def _read_millisecond(
-        self,
-        client: DeribitRestClient,
-        extra: dict[str, Any],
-        ms: int,
-        page: list[Any],
-        seen: set[str],
-    ) -> int:
-        """Reads every trade of one millisecond by `start_id` (more than a page share it)."""
-        recovered = 0
-        for _ in range(MAX_PAGES_PER_WINDOW):
-            last_id = str(page[-1].get("trade_id"))
-            result = await client.call_dict(
-                "get_last_trades_by_currency",
-                currency=self.spec.api_currency,
-                kind="option",
-                start_id=last_id,
-                start_timestamp=ms,
-                end_timestamp=ms,
-                count=PAGE_COUNT,
-                sorting="asc",
-                **extra,
-            )
-            self.rest_pages += 1
-            self.id_pages += 1
-            raw: Any = (result.get("trades") or []) if isinstance(result, dict) else None
-            fresh = self._write_fresh(raw, seen)
-            page = _dicts(raw)
-            recovered += fresh
-            if not result.get("has_more") or not page:
-                return recovered
-            if str(page[-1].get("trade_id")) == last_id:
-                raise ValueError(f"paging by start_id did not move past {last_id}")
-        raise ValueError(f"more than {MAX_PAGES_PER_WINDOW} pages in the millisecond {ms}")
-
     def _write_fresh(self, trades: list[Any], seen: set[str]) -> int:
         """Writes the trades not read before in this window; returns how many were missed."""
         rows = self._rows(trades)
@@ -354,30 +291,18 @@ class TradeRepairer:
     async def _repair_hole(self, h: SeqHole) -> None:
         if self.watch.filled(h.instrument_name, h.start_seq, h.end_seq):
             return  # a window read since the hole was seen filled it
-        start_seq = h.start_seq
-        recovered = 0
         client, extra = self.rest, {}
         if self.history is not None and expired_names([h.instrument_name], self.clock.now(), 0):
             client, extra = self.history, {"include_old": True}
         try:
-            while start_seq <= h.end_seq:
-                result = await client.call_dict(
-                    "get_last_trades_by_instrument",
-                    instrument_name=h.instrument_name,
-                    start_seq=start_seq,
-                    end_seq=h.end_seq,
-                    count=PAGE_COUNT,
-                    sorting="asc",
-                    **extra,
-                )
-                self.rest_pages += 1
-                raw = result.get("trades") or []
-                recovered += self._write(self._rows(raw))
-                trades = _dicts(raw)
-                seqs = [t["trade_seq"] for t in trades if isinstance(t.get("trade_seq"), int)]
-                if not result.get("has_more") or not seqs:
-                    break
-                start_seq = max(seqs) + 1
+            recovered = await self.pager.read_seqs(
+                client,
+                extra,
+                h.instrument_name,
+                h.start_seq,
+                h.end_seq,
+                lambda raw: self._write(self._rows(raw)),
+            )
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             self._record(
@@ -430,48 +355,10 @@ class TradeRepairer:
             self.table, self.spec.code, scope, ms_dt(start_ms), ms_dt(end_ms), reason, repaired, now
         )
         self.writer.add(DATA_GAPS, None, row)
-        self.writer.status.note_gap()
-
-
-HISTORY_LAG_MS = 60_000  # the history host has a trade ~5 s after it (§13.3): a margin
-EXPIRY_HOUR_MS = 8 * 3_600_000  # Deribit's options and futures expire at 08:00 UTC
-DAY_MS = 86_400_000
-
-
-def _expiry_between(start_ms: int, now_ms: int) -> bool:
-    """True when an 08:00 UTC lies in [start_ms, now_ms]."""
-    first = -((EXPIRY_HOUR_MS - start_ms) // DAY_MS) * DAY_MS + EXPIRY_HOUR_MS
-    return first <= now_ms
-
-
-def _floor_ms(at: datetime) -> int:
-    return math.floor(at.timestamp() * 1000)
-
-
-def _merge(windows: list[Window]) -> list[Window]:
-    """Overlapping or touching windows as one (the first reason and any always_record kept)."""
-    out: list[Window] = []
-    for w in sorted(windows):
-        if out and w.start_ms <= out[-1].end_ms + 1:
-            last = out[-1]
-            reason = last.reason if w.reason in last.reason else f"{last.reason}; {w.reason}"
-            out[-1] = Window(
-                last.start_ms,
-                max(last.end_ms, w.end_ms),
-                reason[:500],
-                last.always_record or w.always_record,
-            )
-        else:
-            out.append(w)
-    return out
+        self.status.note_gap()
 
 
 REPAIR_SOURCE = "public/get_last_trades_by_currency_and_time"
-
-
-def _dicts(items: Any) -> list[dict[str, Any]]:
-    """The elements of a trades page that can be paged on (bad ones were refused already)."""
-    return [t for t in items if isinstance(t, dict)] if isinstance(items, list) else []
 
 
 async def newest_timestamp(database_url: str, table: str) -> datetime | None:

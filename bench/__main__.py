@@ -1,4 +1,4 @@
-"""`python -m scripts.benchmark [--quick] [--json]`: how fast, how small, how much headroom.
+"""`python -m bench [--quick] [--json]`: how fast, how small, how much headroom.
 
 Starts the fake exchange (tests/fake_deribit, a BTC full chain) and the real-time collector
 (`python -m scripts.ws_tick_collector_multi`) writing into a throwaway PostgreSQL+TimescaleDB
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import orjson
 
-from scripts.bench.report import figures, missed, render_text, to_json
-from scripts.bench.run import BenchConfig, NotScratchDatabase, run_benchmark
+from bench.report import figures, missed, render_text, to_json
+from bench.run import BenchConfig, NotScratchDatabase, run_benchmark
 from scripts.cli import command_parser
 from scripts.config import load_dotenv_file
 
@@ -29,7 +29,7 @@ EXIT_TARGET_MISSED = 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = command_parser("scripts.benchmark", __doc__, ("DATABASE_URL",), need_currency="any")
+    p = command_parser("bench", __doc__, ("DATABASE_URL",), need_currency="any")
     p.epilog = (p.epilog or "").replace(
         "(default: required)", "(default: unset, a throwaway cluster; else an empty scratch DB)"
     ) + "\n  CHAINTAPE_PG_BIN  (default: the PostgreSQL 15 found here) the throwaway cluster's"

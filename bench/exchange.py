@@ -1,7 +1,7 @@
 """The benchmark's exchange process: the fake Deribit with a full-chain market and a
 `QuoteBlaster`, controlled by lines on stdin.
 
-    python -m scripts.bench.exchange --expiries 10 --strikes 40 [--book-rate-hz 400]
+    python -m bench.exchange --expiries 10 --strikes 40 [--book-rate-hz 400]
 
 Run from the repository root (it imports tests.fake_deribit). Prints one JSON line when it
 listens (ws_url, rest_url, history_url, sim_clock, options), then answers each command line
@@ -24,7 +24,7 @@ import orjson
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m scripts.bench.exchange", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.exchange", description=__doc__)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--currencies", default="BTC")
     p.add_argument("--expiries", type=int, default=10)
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build(args: argparse.Namespace) -> tuple[Any, Any]:
-    from scripts.bench.load import QuoteBlaster, build_templates
+    from bench.load import QuoteBlaster, build_templates
     from tests.fake_deribit.limits import Limits
     from tests.fake_deribit.market import MarketConfig
     from tests.fake_deribit.server import FakeDeribit

@@ -14,8 +14,8 @@ import orjson
 import psycopg
 from websockets.asyncio.client import connect
 
+from bench import procstat
 from scripts import models
-from scripts.bench import procstat
 from scripts.storage import copy as copy_sql
 from scripts.storage.tables import (
     OPTION_ORDERBOOK_DEPTH,

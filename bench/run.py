@@ -20,10 +20,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from scripts.bench import baselines, procstat, storage
-from scripts.bench.lag import LagProbe
-from scripts.bench.procs import CollectorProcess, ExchangeProcess
-from scripts.bench.steps import Meter, StepResult, evaluate
+from bench import baselines, procstat, storage
+from bench.lag import LagProbe
+from bench.procs import CollectorProcess, ExchangeProcess
+from bench.steps import Meter, StepResult, evaluate
 from scripts.clock import SimClock
 from scripts.storage.tables import OPTION_ORDERBOOK_DEPTH, OPTION_QUOTES, OPTION_TRADES
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from scripts.bench import procstat
-from scripts.bench.lag import LagProbe, summarize
+from bench import procstat
+from bench.lag import LagProbe, summarize
 
 BEHIND_COMMITTED_SHARE = 0.9  # committed/offered below this: behind
 BEHIND_WITHHELD_SHARE = 0.02

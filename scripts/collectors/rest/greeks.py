@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 
 from scripts.clock import Clock
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.rest_catalog import RestCatalog, RowSink, now_utc
-from scripts.collectors.schedule import sleep_until
+from scripts.collectors.rest.catalog import RestCatalog, RowSink, now_utc
+from scripts.collectors.rest.schedule import sleep_until
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.logs import OncePerKey
 from scripts.normalize.common import MalformedMessage

@@ -23,8 +23,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
-from scripts.collectors.bars import dt_ms, ms_dt
-from scripts.collectors.rest_catalog import CurrencyPoller, RowSink, now_utc
+from scripts.collectors.rest.bars import dt_ms, ms_dt
+from scripts.collectors.rest.catalog import CurrencyPoller, RowSink, now_utc
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.models import FundingRow

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from scripts.clock import Clock
-from scripts.collectors.trade_repair import TradeRepairer
-from scripts.collectors.trade_watch import TradeWatch
+from scripts.collectors.realtime.trade_repair import TradeRepairer
+from scripts.collectors.realtime.trade_watch import TradeWatch
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`python -m scripts.benchmark_export [--rows N] [--days D]`: export throughput against psql.
+"""`python -m bench.export [--rows N] [--days D]`: export throughput against psql.
 
 In a throwaway PostgreSQL + TimescaleDB cluster (the tests' one; CHAINTAPE_PG_BIN picks the
 binaries) it writes N synthetic ETH option quotes (default 10 million, binary COPY) over D days,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from scripts.bench.quote_data import write_quotes
+from bench.quote_data import write_quotes
 from scripts.research.catalog import resolve
 from scripts.research.export_days import plan_days
 from scripts.research.query import Filters, select
@@ -108,7 +108,7 @@ def run_exporter(url: str, out: Path, days: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.benchmark_export")
+    parser = argparse.ArgumentParser(prog="python -m bench.export")
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=5)
     args = parser.parse_args(argv)

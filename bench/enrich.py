@@ -1,6 +1,6 @@
 """Micro-benchmark of `ForwardCurves.enrich`: microseconds per quote row on a realistic batch.
 
-    PYTHONPATH=. python -m scripts.bench.enrich [--rows 2000 5000 20000] [--repeat 7]
+    python -m bench.enrich [--rows 2000 5000 20000] [--repeat 7]
 
 A BTC-like chain (10 expiries from a day to half a year, 80 options each), forwards noted
 once a second per expiry for two minutes, and batches of one flush second of quote rows:

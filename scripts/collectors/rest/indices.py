@@ -18,8 +18,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock
-from scripts.collectors.bars import MINUTE_MS, dt_ms, last_closed_minute_ms
-from scripts.collectors.rest_catalog import CurrencyPoller, RowSink, now_utc
+from scripts.collectors.rest.bars import MINUTE_MS, dt_ms, last_closed_minute_ms
+from scripts.collectors.rest.catalog import CurrencyPoller, RowSink, now_utc
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.models import IndexPriceRow

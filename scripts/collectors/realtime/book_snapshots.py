@@ -4,7 +4,7 @@ once every ORDERBOOK_SNAPSHOT_INTERVAL_S, into `{cur}_option_orderbook_depth`.
 A snapshot by REST needs no `prev_change_id` chain (nothing to break, nothing to resync) and
 costs one request per option per interval, a small share of the REST credits at the default
 300 s; a book stream would carry every change of the chain to keep a state read once per
-interval (see options_realtime.py). Each snapshot is the exchange's book with its
+interval (see collector.py). Each snapshot is the exchange's book with its
 `change_id`, so a book change lost on some stream cannot make a stored one wrong.
 
 The row's `timestamp` is the reply's `usOut`: the exchange time the book was read, when it was

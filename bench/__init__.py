@@ -1,0 +1,1 @@
+"""`python -m bench`: throughput, CPU, lag and storage of the real-time collector."""

@@ -1,0 +1,1 @@
+"""History backfill (`python -m scripts.backfill`): resumable, idempotent, metered (`job`)."""
