@@ -15,10 +15,10 @@ import orjson
 import psycopg
 import pytest
 
+import bench.__main__ as benchmark
 from bench import lag, procs, procstat
 from bench.report import figures, render_text, to_json
 from bench.run import BenchConfig, run_benchmark
-from scripts import benchmark
 from scripts.storage.migrate import apply_schema
 from tests.support.pgcluster import PgCluster
 

@@ -35,7 +35,7 @@ HOURS = float(os.environ.get("CHAINTAPE_REST_SIM_HOURS", "24"))
 # Market seconds per wall second. The fake market builds only what is subscribed and keeps up
 # far beyond this; the collector's polls (every market minute) set the pace: at 2000 it missed
 # minutes of marks when the machine was loaded.
-SPEED = float(os.environ.get("CHAINTAPE_REST_SPEED", "1500"))
+SPEED = float(os.environ.get("CHAINTAPE_REST_SPEED", "750"))
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
 LOOKBACK_S = 86_400  # the collector's default look-back on a first start
