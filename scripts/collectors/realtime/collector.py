@@ -79,6 +79,7 @@ from scripts.deribit.ws import DeribitWsClient, subscribe_limiter
 from scripts.deribit.ws_pool import DeribitWsPool
 from scripts.models import GapRow
 from scripts.normalize.quote_ivs import ForwardCurves
+from scripts.runtime import Job, run_tasks
 from scripts.storage.status import WriterStatus
 from scripts.storage.tables import DATA_GAPS, OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
@@ -424,28 +425,17 @@ class OptionsRealtimeCollector:
         """Collects until `stop` is set (the writer is run and drained by the caller)."""
         if not self.prepared:
             await self.prepare()
-        tasks = [
-            asyncio.create_task(self.pool.run(stop), name="ws-pool"),
-            asyncio.create_task(self.repairer.run(stop), name="trade-repair"),
-            asyncio.create_task(self.chain.run(stop), name="instruments"),
-            asyncio.create_task(self.snapshotter.run(stop), name="book-snapshots"),
-            asyncio.create_task(self._status_loop(stop), name="status"),
-            asyncio.create_task(self._coverage_loop(stop), name="trade-coverage"),
+        jobs: list[tuple[str, Job]] = [
+            ("ws-pool", self.pool.run),
+            ("trade-repair", self.repairer.run),
+            ("instruments", self.chain.run),
+            ("book-snapshots", self.snapshotter.run),
+            ("status", self._status_loop),
+            ("trade-coverage", self._coverage_loop),
         ]
         try:
-            stopped = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopped and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            stopped.cancel()
-            await asyncio.wait(tasks, timeout=10.0)
+            await run_tasks(stop, jobs, grace_s=10.0)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
             for channel in list(self._refused_since):  # still refused at the end
                 self._refused_gap(channel)
             self.update_status()
