@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from dataclasses import replace
 
 from scripts import __version__
 from scripts.cli import REST_ENV, command_parser, setup_command_logging
@@ -26,12 +25,12 @@ from scripts.collectors.backfill.job import (
     Progress,
     parse_when,
 )
-from scripts.collectors.rest.service import apply_settings_schema
 from scripts.config import Settings, load_settings_or_exit
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
-from scripts.runtime import EXIT_FAILURE, EXIT_OK, run_service
+from scripts.runtime import EXIT_FAILURE, run_service, supervise, until_stopped
+from scripts.storage.migrate import apply_settings_schema
 from scripts.storage.pool import open_pool
 from scripts.storage.writer import BatchWriter
 
@@ -94,7 +93,7 @@ async def run_backfill(
     `limiters`: the process's limiter set when it already has one (one set per process)."""
     clock = clock_from_spec(settings.sim_clock)
     if apply_schema:
-        await apply_settings_schema(replace(settings, currencies=(args.spec,)))
+        await apply_settings_schema(settings, (args.spec,), roles_and_retention=False)
     until_ms = args.until_ms if args.until_ms is not None else clock.now_ms()
     name = f"since={args.since}" + (f",until={args.until}" if args.until else "")
     job = BackfillJob(args.spec, args.since_ms, until_ms, args.parts, name)
@@ -118,31 +117,33 @@ async def run_backfill(
     backfill = Backfill(
         job, rest=rest, history=history, writer=writer, pool=pool, clock=clock, progress=Progress()
     )
-    task = asyncio.create_task(backfill.run())
-    stopped = asyncio.create_task(stop.wait())
-    code = EXIT_OK
-    try:
-        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            log.info("backfill: stopping; progress is kept, run again to resume")
-            task.cancel()
-            code = EXIT_FAILURE
-        try:
-            rows = await task
+    interrupted = False
+
+    async def run_job(stop: asyncio.Event) -> None:
+        nonlocal interrupted
+        finished, rows = await until_stopped(stop, backfill.run())
+        if finished:
             log.info("backfill %s %s done: %s", args.spec.code, name, rows)
-        except asyncio.CancelledError:
-            code = EXIT_FAILURE
-        except (BackfillError, DeribitRestError) as exc:
-            log.error("backfill: %s", exc)
-            code = EXIT_FAILURE
+        else:
+            log.info("backfill: stopping; progress is kept, run again to resume")
+            interrupted = True
+
+    try:
+        code = await supervise(
+            "backfill",
+            stop,
+            [("the backfill", run_job)],
+            writer=writer,
+            run_writer=False,  # the job flushes each page itself before its checkpoint
+            drain_deadline_s=settings.drain_deadline_s,
+            expected=(BackfillError, DeribitRestError),
+        )
     finally:
-        stopped.cancel()
-        await writer.drain(settings.drain_deadline_s)
         await rest.close()
         await history.close()
         await pool.close()
         log.info("backfill: REST calls by method: %s", dict(rest.calls + history.calls))
-    return code
+    return EXIT_FAILURE if interrupted else code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -62,3 +63,8 @@ class SimClock(Clock):
 def clock_from_spec(spec: str) -> Clock:
     """SimClock for a SIM_CLOCK value, the system clock for an empty one."""
     return SimClock.parse(spec) if spec else Clock()
+
+
+def utc_from_s(seconds: float) -> datetime:
+    """Epoch seconds (market or wall) as a timezone-aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)

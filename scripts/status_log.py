@@ -15,7 +15,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from scripts.deribit.protocol import credit_spec
 from scripts.storage.status import WriterStatus
@@ -122,7 +121,3 @@ async def log_status_every(interval_s: float, line: StatusLine, stop: asyncio.Ev
             log.info("%s", line.render())
         except Exception:  # a status line must never stop a collector
             log.exception("status %s: cannot build the status line", line.name)
-
-
-def start_status_log(interval_s: float, line: StatusLine, stop: asyncio.Event) -> asyncio.Task[Any]:
-    return asyncio.create_task(log_status_every(interval_s, line, stop), name="status-log")

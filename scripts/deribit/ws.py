@@ -36,6 +36,9 @@ one socket read in one synchronous call (no per-message queue or task switch).
 Callbacks are synchronous and run on the event loop: `on_notification(channel, data,
 received_at)` per notification, `on_connect(client)` when the socket is up and its first
 subscribe round is acknowledged, `on_disconnect(client, reason)` when a socket ends.
+
+The channel sets and the batched subscribe rounds are in `ws_subscriptions.py`; reading the
+frames (heartbeat answers, responses, notifications) in `ws_frames.py`.
 """
 
 from __future__ import annotations
@@ -46,9 +49,8 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import websockets
@@ -58,19 +60,20 @@ from scripts.clock import Clock
 from scripts.deribit.limiter import CreditLimiter
 from scripts.deribit.protocol import (
     SUBSCRIBE_CREDITS,
-    TOO_MANY_REQUESTS,
     DeribitError,
-    Heartbeat,
-    MalformedFrame,
-    Notification,
     RateLimitedError,
     Response,
-    batch_channels,
     encode_request,
-    parse_frame,
 )
 from scripts.deribit.ws_conn import FastClientConnection
+from scripts.deribit.ws_frames import (
+    FrameReading,
+    NotificationHandler,
+    RateLimited,
+    SessionEnded,
+)
 from scripts.deribit.ws_retry import RefusedRetry, backoff_delay
+from scripts.deribit.ws_subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,6 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 WATCHDOG_CHECK_S = 0.25
 
-NotificationHandler = Callable[[str, Any, datetime], None]
 MalformedHandler = Callable[["DeribitWsClient", bytes | str, str], None]
 
 
@@ -88,14 +90,6 @@ def subscribe_limiter(clock: Clock, share: float = 1.0) -> CreditLimiter:
     """A limiter for subscribe/unsubscribe calls: `share` of Deribit's subscribe pool."""
     spec = SUBSCRIBE_CREDITS
     return CreditLimiter(spec.refill_per_s * share, spec.pool * share, clock, name="subscribe")
-
-
-class SessionEnded(Exception):
-    """Why a socket session ended (the message is the reason, for logs and gap rows)."""
-
-
-class RateLimited(SessionEnded):
-    """Deribit answered 10028: its credits are spent and it ends the session."""
 
 
 @dataclass
@@ -115,7 +109,7 @@ class WsStats:
     callback_errors: int = 0
 
 
-class DeribitWsClient:
+class DeribitWsClient(FrameReading):
     """One WebSocket session to Deribit that keeps a wanted set of channels subscribed."""
 
     def __init__(
@@ -159,49 +153,44 @@ class DeribitWsClient:
         self.backoff_cap_s = backoff_cap_s
         self.request_timeout_s = request_timeout_s
         self.stats = WsStats()
-        self.wanted: dict[str, None] = dict.fromkeys(channels)  # ordered set
-        self.acked: set[str] = set()  # acknowledged on the current socket
-        self.refused: set[str] = set()  # refused on the current socket, waiting for a retry
-        self.was_refused: set[str] = set()  # refused, not acknowledged since (any socket)
         self.connected = False
         self.last_data_at: float | None = None  # wall (monotonic) time of the last notification
         self.last_data_market_s: float | None = None  # market time of the last notification
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Response]] = {}
-        self._dirty = asyncio.Event()
         self._rng = random.Random(seed)
-        self._refused_retry = RefusedRetry(self._rng)
+        self.subs = Subscriptions(
+            name, channels, subscribe_limiter, RefusedRetry(self._rng), self.stats
+        )
         self._ws: FastClientConnection | None = None
         self._session_had_data = False
         self._read_failed: asyncio.Future[None] | None = None
 
-    # ---- wanted channels ----------------------------------------------------------------------
+    # ---- wanted channels (ws_subscriptions.py) ----------------------------------------------
     def add_channels(self, channels: Iterable[str]) -> None:
         """Wants these channels too; subscribed soon if the socket is up, else on connect.
         A channel refused on this socket is asked for again."""
-        added = False
-        for ch in channels:
-            if ch not in self.wanted:
-                self.wanted[ch] = None
-                added = True
-            elif ch in self.refused:  # asked again (e.g. a listing went live): try again
-                self.refused.discard(ch)
-                added = True
-                self._refused_retry.reset()
-        if added:
-            self._dirty.set()
+        self.subs.add(channels)
 
     def remove_channels(self, channels: Iterable[str]) -> None:
         """No longer wants these channels; unsubscribed soon if the socket is up."""
-        removed = False
-        for ch in channels:
-            if ch in self.wanted:
-                del self.wanted[ch]
-                removed = True
-            self.refused.discard(ch)
-            self.was_refused.discard(ch)
-        if removed:
-            self._dirty.set()
+        self.subs.remove(channels)
+
+    @property
+    def wanted(self) -> dict[str, None]:
+        return self.subs.wanted
+
+    @property
+    def acked(self) -> set[str]:
+        return self.subs.acked
+
+    @property
+    def refused(self) -> set[str]:
+        return self.subs.refused
+
+    @property
+    def was_refused(self) -> set[str]:
+        return self.subs.was_refused
 
     @property
     def subscribed(self) -> set[str]:
@@ -265,9 +254,7 @@ class DeribitWsClient:
     def _end_session(self) -> None:
         self.connected = False
         self._ws = None
-        self.acked.clear()
-        self.refused.clear()  # (a new socket asks for everything again)
-        self._refused_retry.reset()
+        self.subs.session_ended()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
@@ -308,11 +295,11 @@ class DeribitWsClient:
             self._safe(self.on_connect, self)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), WATCHDOG_CHECK_S)
+                await asyncio.wait_for(self.subs.dirty.wait(), WATCHDOG_CHECK_S)
             if stop.is_set():
                 break
-            self._retry_refused()
-            if self._dirty.is_set():
+            self.subs.retry_refused()
+            if self.subs.dirty.is_set():
                 await self._sync(ws)
             self._check_watchdog()
         with contextlib.suppress(Exception):
@@ -327,60 +314,19 @@ class DeribitWsClient:
             self.stats.watchdog_reconnects += 1
             raise SessionEnded(f"watchdog: no data for {silent:.1f}s although the socket is up")
 
-    def _retry_refused(self) -> None:
-        """Asks for the refused channels again once their backoff has passed."""
-        if self.refused and self._refused_retry.due():
-            self.refused.clear()
-            self._dirty.set()
-
-    # ---- subscriptions ------------------------------------------------------------------------
     async def _sync(self, ws: FastClientConnection) -> None:
-        """Subscribes wanted-but-unacked channels and unsubscribes acked-but-unwanted ones."""
-        self._dirty.clear()
-        remove = [ch for ch in self.acked if ch not in self.wanted]
-        for batch in batch_channels(remove, method="public/unsubscribe") if remove else []:
-            await self.subscribe_limiter.acquire(SUBSCRIBE_CREDITS.cost)
-            self.stats.unsubscribe_calls += 1
-            result = await self._call(ws, "public/unsubscribe", {"channels": batch})
-            self.acked.difference_update(batch)
-            if not isinstance(result, list):
-                log.warning("%s: unexpected unsubscribe result %r", self.name, result)
-        add = [ch for ch in self.wanted if ch not in self.acked and ch not in self.refused]
-        for batch in batch_channels(add) if add else []:
-            await self.subscribe_limiter.acquire(SUBSCRIBE_CREDITS.cost)
-            self.stats.subscribe_calls += 1
-            result = await self._call(ws, "public/subscribe", {"channels": batch})
-            got = set(result) if isinstance(result, list) else set()
-            requested = set(batch)
-            self.acked.update(got & requested)
-            back = [ch for ch in batch if ch in got and ch in self.was_refused]
-            if back:
-                self.was_refused.difference_update(back)
-                log.warning("%s: %d refused channels are subscribed now", self.name, len(back))
-                if self.on_accepted is not None:
-                    self._safe(self.on_accepted, self, back)
-            refused = [ch for ch in batch if ch not in got]
-            if refused:
-                self.refused.update(refused)
-                self.was_refused.update(refused)
-                self.stats.refused_channels += len(refused)
-                delay = self._refused_retry.refused()
-                log.error(
-                    "%s: the exchange REFUSED %d of %d channels (not in the ack; asked again "
-                    "in %.0f s): %s",
-                    self.name,
-                    len(refused),
-                    len(batch),
-                    delay,
-                    ", ".join(refused[:20]) + (" ..." if len(refused) > 20 else ""),
-                )
-                if self.on_refused is not None:
-                    self._safe(self.on_refused, self, refused)
-            elif not self.refused:
-                self._refused_retry.reset()
-            # Channels removed while the call was in flight are unsubscribed next round.
-            if any(ch not in self.wanted for ch in got):
-                self._dirty.set()
+        def call(method: str, params: dict[str, Any]) -> Awaitable[Any]:
+            return self._call(ws, method, params)
+
+        def accepted(channels: list[str]) -> None:
+            if self.on_accepted is not None:
+                self._safe(self.on_accepted, self, channels)
+
+        def refused(channels: list[str]) -> None:
+            if self.on_refused is not None:
+                self._safe(self.on_refused, self, channels)
+
+        await self.subs.sync(call, accepted, refused)
 
     # ---- requests -----------------------------------------------------------------------------
     async def _call(self, ws: FastClientConnection, method: str, params: dict[str, Any]) -> Any:
@@ -401,95 +347,3 @@ class DeribitWsClient:
                 raise RateLimited(f"{method}: {err}")
             raise SessionEnded(f"{method} failed: {err}")
         return resp.result
-
-    # ---- reading ------------------------------------------------------------------------------
-    async def _read_loop(self, ws: FastClientConnection) -> None:
-        """Frames arrive in `_on_frames`, called by the connection a socket read at a time; this
-        task only waits for the socket to close or a frame handler to fail."""
-        loop = asyncio.get_running_loop()
-        failed: asyncio.Future[None] = loop.create_future()
-        self._read_failed = failed
-        closed = asyncio.ensure_future(ws.wait_closed())
-        ws.set_sink(self._on_frames)
-        try:
-            await asyncio.wait((failed, closed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ws.set_sink(None)
-            self._read_failed = None
-            closed.cancel()
-            if not failed.done():
-                failed.cancel()
-        if failed.done() and not failed.cancelled():
-            failed.result()  # raises what the handler raised
-        # Closed: like `async for` over the connection, a clean close ends quietly.
-        exc = ws.protocol.close_exc
-        if not isinstance(exc, websockets.exceptions.ConnectionClosedOK):
-            raise exc
-
-    def _on_frames(self, payloads: list[bytes]) -> None:
-        failed = self._read_failed
-        if failed is None or failed.done():
-            return
-        try:
-            self._handle_frames(payloads)
-        except BaseException as exc:  # ends the session (a 10028, a closed socket)
-            failed.set_exception(exc)
-
-    def _handle_frames(self, payloads: list[bytes]) -> None:
-        """The frames of one socket read, in order; they share one `received_at`."""
-        stats = self.stats
-        on_notification = self.on_notification
-        now_s = self.clock.now()
-        received_at = datetime.fromtimestamp(now_s, UTC)
-        data_seen = 0
-        try:
-            for raw in payloads:
-                try:
-                    frame = parse_frame(raw)
-                except MalformedFrame as exc:
-                    stats.malformed += 1
-                    if self.on_malformed is not None:
-                        self._safe(self.on_malformed, self, raw, exc.reason)
-                    continue
-                if type(frame) is Notification:
-                    data_seen += 1
-                    try:
-                        on_notification(frame[0], frame[1], received_at)
-                    except Exception:
-                        stats.callback_errors += 1
-                        log.exception("%s: notification handler failed on %s", self.name, frame[0])
-                elif type(frame) is Heartbeat:
-                    if frame.needs_answer:
-                        # Answered at once from here: the control task may be waiting on credits.
-                        assert self._ws is not None
-                        self._ws.send_text_now(encode_request(next(self._ids), "public/test", {}))
-                        stats.heartbeats_answered += 1
-                else:
-                    assert type(frame) is Response
-                    self._on_response(frame)
-        finally:
-            if data_seen:
-                self.last_data_at = time.monotonic()
-                self.last_data_market_s = now_s
-                self._session_had_data = True
-                stats.notifications += data_seen
-
-    def _on_response(self, resp: Response) -> None:
-        fut = self._pending.get(resp.id) if isinstance(resp.id, int) else None
-        if fut is not None:
-            if not fut.done():
-                fut.set_result(resp)
-            return
-        if resp.error is not None:
-            # An error for no pending request: a public/test answer, or the server's reply
-            # to something it could not parse. 10028 ends the session whatever it answers.
-            if resp.error.code == TOO_MANY_REQUESTS:
-                raise RateLimited(f"unsolicited 10028: {resp.error.message}")
-            log.warning("%s: error reply to no pending request: %s", self.name, resp.error)
-
-    def _safe(self, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            self.stats.callback_errors += 1
-            log.exception("%s: callback %s failed", self.name, getattr(fn, "__name__", fn))

@@ -32,9 +32,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from scripts.deribit.ws import DeribitWsClient, WsStats
+from scripts.runtime import wait_all
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class DeribitWsPool:
         self.unassigned: dict[str, None] = {}
         self._load: dict[str, int] = {}  # socket name -> channels given to it
         self._stop: asyncio.Event | None = None
+        self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- channels -----------------------------------------------------------------------------
@@ -111,8 +112,8 @@ class DeribitWsPool:
         client = self._make_client(f"ws{len(self.clients)}")
         self.clients.append(client)
         self._load[client.name] = 0
-        if self._stop is not None:  # running: start it now
-            self._tasks.append(asyncio.create_task(client.run(self._stop), name=client.name))
+        if self._group is not None and self._stop is not None:  # running: start it now
+            self._tasks.append(self._group.create_task(client.run(self._stop), name=client.name))
         return client
 
     @property
@@ -138,24 +139,13 @@ class DeribitWsPool:
     async def run(self, stop: asyncio.Event) -> None:
         """Runs every socket (and those opened later) until `stop` is set."""
         self._stop = stop
-        self._tasks = [asyncio.create_task(c.run(stop), name=c.name) for c in self.clients]
         try:
-            while not stop.is_set():
-                waiter = asyncio.create_task(stop.wait())
-                watched = {waiter, *(t for t in self._tasks if not t.done())}
-                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                for task in done:
-                    if task is not waiter and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
-            pending = [t for t in self._tasks if not t.done()]
-            if pending:  # the sockets close themselves on stop
-                await asyncio.wait(pending, timeout=5.0)
+            async with asyncio.TaskGroup() as tg:
+                self._group = tg
+                self._tasks = [tg.create_task(c.run(stop), name=c.name) for c in self.clients]
+                await stop.wait()
+                self._group = None
+                await wait_all(self._tasks, 5.0)  # the sockets close themselves on stop
         finally:
-            for task in self._tasks:
-                task.cancel()
-            results: list[Any] = await asyncio.gather(*self._tasks, return_exceptions=True)
-            for r in results:
-                if isinstance(r, Exception):
-                    log.error("websocket task failed: %r", r)
+            self._group = None
             self._stop = None

@@ -200,35 +200,29 @@ def apply_schema(
     return report
 
 
-def apply_schema_for(settings: Settings) -> MigrationReport:
-    """apply_schema with everything taken from settings (what collectors should call)."""
-    return apply_schema(
+async def apply_settings_schema(
+    settings: Settings,
+    currencies: Iterable[str | CurrencySpec] | None = None,
+    *,
+    roles_and_retention: bool = True,
+) -> MigrationReport:
+    """What a service applies at start, in a worker thread: the schema of `currencies`
+    (default `settings.currencies`), and with `roles_and_retention` the Grafana role and the
+    retention of `settings`.
+
+    The REST collectors and the backfill pass False: they have always left the role and the
+    stored retention to the real-time collector and `python -m scripts.migrate`.
+    """
+    chosen = list(settings.currencies if currencies is None else currencies)
+    if not roles_and_retention:
+        return await asyncio.to_thread(apply_schema, settings.database_url, chosen)
+    return await asyncio.to_thread(
+        apply_schema,
         settings.database_url,
-        settings.currencies,
+        chosen,
         grafana_user=settings.grafana_db_user,
         grafana_password=settings.grafana_db_password,
         retention_days=settings.retention_days,
-    )
-
-
-async def apply_schema_async(
-    database_url: str,
-    currencies: Iterable[str | CurrencySpec],
-    *,
-    grafana_user: str | None = None,
-    grafana_password: str | None = None,
-    retention_days: int | None = None,
-    schedule_policies: bool | None = None,
-) -> MigrationReport:
-    """apply_schema in a worker thread, for collectors starting inside asyncio."""
-    return await asyncio.to_thread(
-        apply_schema,
-        database_url,
-        list(currencies),
-        grafana_user=grafana_user,
-        grafana_password=grafana_password,
-        retention_days=retention_days,
-        schedule_policies=schedule_policies,
     )
 
 

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from psycopg_pool.pool_async import AddConnection
 
 from scripts.logs import mask_secrets
-from scripts.runtime import EXIT_FAILURE, EXIT_OK
+from scripts.runtime import EXIT_FAILURE, EXIT_OK, until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -283,16 +283,9 @@ async def wait_for_database(
     retry = RetrySchedule(base_s, max_s)
     logged_at: float | None = None
     while not stop.is_set():
-        probe = asyncio.create_task(probe_database(url))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait([probe, stopped], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not probe.done():
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await probe
+        answered, reason = await until_stopped(stop, probe_database(url))  # (DatabaseUnusable)
+        if not answered:
             return False
-        reason = probe.result()  # (raises DatabaseUnusable)
         if reason is None:
             outage_s = retry.recovered()
             if outage_s is not None:

@@ -41,6 +41,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.models import GapRow
+from scripts.runtime import wait_any
 from scripts.storage import copy, status
 from scripts.storage.losses import LossAccounting
 from scripts.storage.pool import RetrySchedule
@@ -240,13 +241,18 @@ class BatchWriter:
         Set `stop` after the collector stopped adding rows; rows added later go to the spool.
         A spool replay under way stops at its next transaction when `stop` is set.
         """
+        await self.flush_until(stop)
+        await self.drain()
+
+    async def flush_until(self, stop: asyncio.Event) -> None:
+        """`run` without the drain: services drain under their own deadline (runtime.py)."""
         self._stop = stop
         await self.db.ensure_pool()
         next_due = time.monotonic() + self.flush_interval_s
         while not stop.is_set():
             limit_s = next_due - time.monotonic()
             if limit_s > 0 and not self._wake.is_set():
-                await _wait_any((self._wake, stop), limit_s)
+                await wait_any((self._wake, stop), limit_s)
             if stop.is_set():
                 break
             self._wake.clear()
@@ -256,7 +262,6 @@ class BatchWriter:
             except Exception:  # a bug must not stop the writer: spool the rows and go on
                 log.exception("writer %s: flush round failed", self.collector_name)
                 self._spool_batches(self._take_buffers(), "flush round failed")
-        await self.drain()
 
     async def flush(self, *, txn_timeout_s: float | None = None) -> bool:
         """One round: replay the spool if any, then write the buffers. True if the DB took them."""
@@ -381,12 +386,3 @@ class BatchWriter:
                 self.status_file,
                 exc,
             )
-
-
-async def _wait_any(events: Iterable[asyncio.Event], limit_s: float) -> None:
-    tasks = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(tasks, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()

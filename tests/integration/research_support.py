@@ -14,11 +14,11 @@ from typing import Any
 
 import psycopg
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.collectors.rest.polls import RealtimeRest
 from scripts.collectors.rest.service import RestService
 from scripts.config import load_settings
 from scripts.funding_rates_collector import build_funding
+from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.integration.rest_support import fake_settings
 from tests.integration.test_realtime_collector import (

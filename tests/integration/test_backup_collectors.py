@@ -9,8 +9,8 @@ from pathlib import Path
 
 from scripts.backups.jobs import run_backup, run_restore_test
 from scripts.backups.restore import restore_dump
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
+from scripts.storage.migrate import apply_settings_schema
 from tests.integration.test_realtime_collector import (
     SPEED,
     collector_env,

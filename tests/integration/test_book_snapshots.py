@@ -11,8 +11,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
+from scripts.storage.migrate import apply_settings_schema
 from tests.integration.test_realtime_collector import (
     collector_env,
     fake_hour,  # noqa: F401 (fixture)

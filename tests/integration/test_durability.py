@@ -25,11 +25,11 @@ import psycopg
 import pytest
 
 from scripts.clock import SimClock
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.collectors.rest.service import RestService
 from scripts.config import load_settings
 from scripts.funding_rates_collector import build_funding
 from scripts.healthcheck import check as healthcheck_verdict
+from scripts.storage.migrate import apply_settings_schema
 from scripts.storage.status import read_status_file, status_file_path
 from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.fake_deribit.server import FakeDeribit

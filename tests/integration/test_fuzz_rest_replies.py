@@ -20,13 +20,13 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import SimClock
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.collectors.rejects import Rejects
 from scripts.collectors.rest.polls import RealtimeRest
 from scripts.collectors.rest.service import ServiceParts
 from scripts.config import load_settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError, MalformedReply
+from scripts.storage.migrate import apply_settings_schema
 from scripts.storage.writer import BatchWriter
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig

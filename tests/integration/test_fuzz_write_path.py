@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.protocol import MalformedFrame, Notification, parse_frame
+from scripts.storage.migrate import apply_settings_schema
 from tests.integration.test_realtime_collector import (
     assert_trades_exact,
     collector_env,

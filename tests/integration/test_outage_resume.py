@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
+from scripts.storage.migrate import apply_settings_schema
 from scripts.storage.status import read_status_file, status_file_path
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.channels import parse_instrument_name
 from scripts.models import QuoteRow
 from scripts.normalize.quote_ivs import ForwardCurves
-from scripts.storage.migrate import apply_schema
+from scripts.storage.migrate import apply_schema, apply_settings_schema
 from scripts.storage.tables import OPTION_QUOTES
 from scripts.storage.writer import BatchWriter
 from tests.fake_deribit.market import MarketConfig

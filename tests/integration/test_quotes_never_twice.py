@@ -12,8 +12,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
+from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.integration.test_realtime_collector import (
     SPEED,

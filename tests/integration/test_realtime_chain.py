@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.config import load_settings
 from scripts.deribit.limiter import GET_INSTRUMENTS_BURST
+from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.fake_deribit.server import FakeDeribit

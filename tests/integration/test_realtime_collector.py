@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 from scripts.collectors.realtime.collector import OptionsRealtimeCollector
-from scripts.collectors.realtime.service import apply_settings_schema, run_realtime
+from scripts.collectors.realtime.service import run_realtime
 from scripts.config import Settings, load_settings
+from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit

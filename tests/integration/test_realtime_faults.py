@@ -13,9 +13,9 @@ import orjson
 import pytest
 import websockets
 
-from scripts.collectors.realtime.service import apply_settings_schema
 from scripts.collectors.realtime.trade_coverage import read_mark
 from scripts.config import load_settings
+from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.integration.test_realtime_collector import (

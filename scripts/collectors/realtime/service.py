@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 
 from scripts import __version__
 from scripts.clock import Clock, clock_from_spec
@@ -33,8 +34,9 @@ from scripts.collectors.realtime.listing import (
 from scripts.config import EXIT_CONFIG_ERROR, Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
-from scripts.runtime import EXIT_FAILURE, EXIT_OK
-from scripts.status_log import LagSamples, StatusLine, start_status_log
+from scripts.runtime import supervise
+from scripts.status_log import LagSamples, StatusLine, log_status_every
+from scripts.storage.migrate import apply_settings_schema
 from scripts.storage.pool import RECONNECT_MAX_DELAY_S, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import WriterStatus, default_collector_name, status_file_path
@@ -43,13 +45,6 @@ from scripts.storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 PROBLEM_CHECK_S = 1.0
-
-
-async def apply_settings_schema(settings: Settings) -> None:
-    """Creates or updates the tables of the collector's currency (idempotent)."""
-    from scripts.storage.migrate import apply_schema_for
-
-    await asyncio.to_thread(apply_schema_for, settings)
 
 
 async def run_realtime(
@@ -129,8 +124,6 @@ async def run_realtime(
         await history.close()
         log.info("%s: stopped before collecting (exit %d)", name, code)
         return code
-    writer_stop = asyncio.Event()
-    writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
     collector.router.lag = LagSamples()
     line = StatusLine(
         name,
@@ -139,31 +132,23 @@ async def run_realtime(
         lag=collector.router.lag,
         open_gaps=lambda: collector.repairer.open_windows,
     )
-    status_task = start_status_log(s.status_log_interval_s, line, stop)
-    problems_task = asyncio.create_task(_watch_problems(collector, status, listing, stop))
-    code = EXIT_OK
+
+    async def watch_problems(stop: asyncio.Event) -> None:
+        await _watch_problems(collector, status, listing, stop)
+
     try:
-        collect = asyncio.create_task(collector.run(stop), name=name)
-        await asyncio.wait([collect, writer_task], return_when=asyncio.FIRST_COMPLETED)
-        if writer_task.done() and not collect.done():
-            log.error("%s: the writer stopped unexpectedly; stopping", name)
-            code = EXIT_FAILURE
-            stop.set()
-        try:
-            await collect
-        except Exception:
-            log.exception("%s: the collector failed", name)
-            code = EXIT_FAILURE
+        code = await supervise(
+            name,
+            stop,
+            [("the collector", collector.run)],
+            writer=writer,
+            drain_deadline_s=s.drain_deadline_s,
+            side=[partial(log_status_every, s.status_log_interval_s, line), watch_problems],
+        )
     finally:
-        stop.set()
-        writer_stop.set()  # intake has stopped: drain within DRAIN_DEADLINE_S
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer_task
-        status_task.cancel()
-        problems_task.cancel()
         await rest.close()
         await history.close()
-        log.info("%s: stopped (exit %d)", name, code)
+    log.info("%s: stopped (exit %d)", name, code)
     return code
 
 

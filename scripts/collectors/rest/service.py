@@ -12,10 +12,10 @@ simulated hour on a simulated clock).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -28,8 +28,9 @@ from scripts.collectors.rest.schedule import Schedule
 from scripts.config import Settings
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
-from scripts.runtime import EXIT_FAILURE, EXIT_OK
-from scripts.status_log import StatusLine, start_status_log
+from scripts.runtime import supervise
+from scripts.status_log import StatusLine, log_status_every
+from scripts.storage.migrate import apply_settings_schema
 from scripts.storage.pool import RECONNECT_MAX_DELAY_S, new_pool, start_when_database_ready
 from scripts.storage.spool import Spool
 from scripts.storage.status import WriterStatus, default_collector_name, status_file_path
@@ -116,7 +117,7 @@ class RestService:
             if pool.closed:
                 await pool.open(wait=False)
             if self.apply_schema:
-                await apply_settings_schema(s)
+                await apply_settings_schema(s, roles_and_retention=False)
             self.schedules = await self.build(parts)
 
         early = await start_when_database_ready(
@@ -134,33 +135,18 @@ class RestService:
             log.info("%s: stopped before collecting (exit %d)", name, early)
             return early
         self.started_at = self.clock.now()
-        writer_stop = asyncio.Event()
-        writer_task = asyncio.create_task(writer.run(writer_stop), name=f"{name}-writer")
         line = StatusLine(name, status, rest_calls=[rest.calls])
-        status_task = start_status_log(s.status_log_interval_s, line, stop)
-        code = EXIT_OK
         try:
-            polls = [asyncio.create_task(sch.run(stop), name=sch.name) for sch in self.schedules]
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait([*polls, writer_task, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if writer_task.done() and not stop.is_set():
-                log.error("%s: the writer stopped unexpectedly; stopping", name)
-                code = EXIT_FAILURE
-            stop.set()
-            _, pending = await asyncio.wait([*polls, stopped], timeout=POLL_GRACE_S)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        except Exception:
-            log.exception("%s: failed", name)
-            code = EXIT_FAILURE
+            code = await supervise(
+                name,
+                stop,
+                [(sch.name, sch.run) for sch in self.schedules],
+                writer=writer,
+                drain_deadline_s=s.drain_deadline_s,
+                side=[partial(log_status_every, s.status_log_interval_s, line)],
+                grace_s=POLL_GRACE_S,
+            )
         finally:
-            writer_stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer_task
-            status_task.cancel()
             await rest.close()
             await pool.close()
             self.report = calls_per_hour(rest.calls, self.clock.now() - self.started_at)
@@ -169,10 +155,3 @@ class RestService:
             else:
                 log.info("%s: REST calls by method: %s", name, dict(sorted(rest.calls.items())))
         return code
-
-
-async def apply_settings_schema(settings: Settings) -> None:
-    """Creates or updates the tables of `settings.currencies` (idempotent)."""
-    from scripts.storage.migrate import apply_schema
-
-    await asyncio.to_thread(apply_schema, settings.database_url, settings.currencies)
