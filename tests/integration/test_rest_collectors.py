@@ -6,7 +6,7 @@ into `btc_option_trades` (the real-time collector's job). Then every bar, greeks
 value is compared with what the exchange itself answers.
 
 The run covers CHAINTAPE_REST_SIM_HOURS (default 24) simulated hours at CHAINTAPE_REST_SPEED
-(default 1500) market seconds per wall second: the full day in about a minute.
+(default 750) market seconds per wall second: the full day in about two minutes.
 """
 
 from __future__ import annotations
