@@ -23,8 +23,8 @@ from scripts.config import EXIT_CONFIG_ERROR, load_settings_or_exit
 from scripts.logs import mask_secrets, setup_logging
 from scripts.research.catalog import CatalogError
 from scripts.research.exporter import ExportRequest, export_table
-from scripts.research.psql_pipe import CopyFailed
 from scripts.research.query import Filters
+from scripts.research.stream import ReadFailed
 from scripts.research.tardis import export_tardis
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 manifest = export_table(conn, req)
     except CatalogError as exc:
         return _bad(str(exc))
-    except CopyFailed as exc:
+    except ReadFailed as exc:
         print(f"chaintape: cannot read the database: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except psycopg.Error as exc:

@@ -2,10 +2,10 @@
 `python -m scripts.export`.
 
 Parquet: `<out>/<table>/date=YYYY-MM-DD/part.parquet`, written batch by batch with
-pyarrow.parquet.ParquetWriter from the streamed Arrow batches (scripts/research/stream.py),
-so memory stays at a few blocks whatever the range. CSV: the server's own CSV with a header,
-`<out>/<table>/date=YYYY-MM-DD/part.csv`. Tables without a time axis (`instruments`) go whole to
-`<out>/<table>/snapshot/part.<ext>`.
+pyarrow.parquet.ParquetWriter from the Arrow batches the ADBC driver decodes from binary COPY
+(scripts/research/stream.py), so memory stays at a few batches whatever the range. CSV: the
+server's own CSV with a header, `<out>/<table>/date=YYYY-MM-DD/part.csv`. Tables without a time
+axis (`instruments`) go whole to `<out>/<table>/snapshot/part.<ext>`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from scripts.research.export_days import DayJob, DayPlan, plan_days, run_days
 from scripts.research.manifest import base_manifest
 from scripts.research.progress import Progress
 from scripts.research.query import Filters, check_filters, select
-from scripts.research.stream import copy_out, record_batches, session_utc
+from scripts.research.stream import ArrowSource, copy_out, session_utc
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 128_000  # rows per Parquet row group: ~10-20 MB in memory for the widest tables
@@ -54,7 +54,7 @@ def estimate_rows(conn: psycopg.Connection, query: sql.Composed, params: list[An
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def parquet_writer(rel: Relation, filters: Filters) -> Any:
+def parquet_writer(rel: Relation, filters: Filters, source: ArrowSource) -> Any:
     def write(
         conn: psycopg.Connection,
         lo: datetime | None,
@@ -74,7 +74,7 @@ def parquet_writer(rel: Relation, filters: Filters) -> Any:
             compression_level=1,  # zstd's fastest: most of the ratio for a fraction of the CPU
             use_dictionary=strings,  # names repeat; floats rarely do (trying costs time)
         ) as writer:
-            for batch, read in record_batches(conn, rel, query, params):
+            for batch, read in source.batches(rel, query, params):
                 group.append(batch)
                 if sum(b.num_rows for b in group) >= ROW_GROUP_ROWS:
                     writer.write_table(pa.Table.from_batches(group, schema=rel.schema))
@@ -140,10 +140,15 @@ def export_table(conn: psycopg.Connection, req: ExportRequest, *, tty: bool | No
         def name(plan: DayPlan) -> str:
             return f"date={plan.label}/part.{ext}"
 
+    source = ArrowSource(conn)
     job = DayJob(
         folder=req.out / rel.name,
         file_name=name,
-        write=(parquet_writer if ext == "parquet" else csv_writer)(rel, req.filters),
+        write=(
+            parquet_writer(rel, req.filters, source)
+            if ext == "parquet"
+            else csv_writer(rel, req.filters)
+        ),
         count=counter(rel, req.filters),
         file_rows=parquet_rows if ext == "parquet" else (lambda _p: None),
     )
@@ -167,4 +172,5 @@ def export_table(conn: psycopg.Connection, req: ExportRequest, *, tty: bool | No
     try:
         return run_days(conn, job, plans, manifest, progress)
     finally:
+        source.close()
         progress.close()

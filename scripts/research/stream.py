@@ -1,191 +1,216 @@
 """Rows out of PostgreSQL as Arrow record batches, in constant memory.
 
-The server writes the rows as CSV (`COPY (SELECT ...) TO STDOUT (FORMAT csv)`, the format psql's
-`\\copy` uses) and Arrow's streaming CSV reader parses them in C++, a block at a time, into the
-relation's exact types: the Python loop only moves blocks of bytes. PostgreSQL prints float8 in
-the shortest form that reads back to the same bit pattern (extra_float_digits = 1, its default),
-so values survive the trip exactly. Arrays arrive as `{1.5,2}` text and are turned into lists.
+The ADBC PostgreSQL driver (`adbc-driver-postgresql`) runs the SELECT as
+`COPY (...) TO STDOUT (FORMAT binary)` and decodes the binary tuples into Arrow arrays in C++,
+a batch of about BATCH_BYTES at a time: the server formats no float as text and nothing parses
+text on our side, so the values are the stored bits. It maps timestamptz to UTC microsecond
+timestamps, float8 to float64, float8[] to lists of float64, int2/4/8, bool and text to their
+Arrow types; a column of any other type is read as its text (`::text`, in the session settings
+of `session_utc`), which is what the catalog promises for it. Each batch is given exactly the
+relation's schema.
+
+The driver opens its own connection, to the database `conn` is connected to, with the same
+parameters and password. Query values are bound by psycopg into the SQL text: ADBC streams
+through COPY only for a statement without bind parameters.
 """
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import adbc_driver_manager
+import adbc_driver_postgresql
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import ClientCursor, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from scripts.logs import mask_secrets
 from scripts.research.catalog import Relation
-from scripts.research.psql_pipe import CopyFailed, PsqlReader, psql_binary
 
-BLOCK_BYTES = 2 << 20  # Arrow parses this much CSV per batch: memory per batch, not per day
-PUMP_BLOCK_BYTES = 1 << 20
-PUMP_QUEUE = 4
+BATCH_BYTES = 8 << 20  # the driver's batch size hint: memory per batch, not per day
+PREFETCH_BATCHES = 2
+APPLICATION_NAME = "chaintape-export"
+# What session_utc sets, for the columns read as text (a timestamp, an interval).
+SESSION = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=1 -c IntervalStyle=iso_8601"
+# SQL types the driver decodes into the catalog's Arrow type; others are read as text.
+BINARY_TYPES = frozenset(
+    {
+        "timestamp with time zone",
+        "double precision",
+        "real",
+        "bigint",
+        "integer",
+        "smallint",
+        "boolean",
+        "text",
+        "double precision[]",
+    }
+)
 
 
-class CopyReader(io.RawIOBase):
-    """A read-only file over a running `COPY ... TO STDOUT`, for Arrow's CSV reader.
+class ReadFailed(Exception):
+    """The rows could not be read; the message is the driver's, with secrets masked."""
 
-    The server sends one message per row; a thread gathers them into blocks of about
-    PUMP_BLOCK_BYTES while the caller's thread parses and writes the previous blocks (Arrow
-    releases the GIL), so reading, parsing and writing overlap. At most PUMP_QUEUE blocks wait.
+
+class ArrowSource:
+    """Reads queries as Arrow batches over one ADBC connection, opened at the first read.
+
+    Used as a context manager (or closed) by whoever reads several queries, such as one export
+    day after another: connecting costs a round trip and the driver's type catalogue.
     """
 
-    def __init__(self, copy: psycopg.Copy) -> None:
-        self._copy = copy
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(PUMP_QUEUE)
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+        self._handles: list[Any] = []  # the driver's database and connection, once opened
+        self._secret = conn.info.password or ""
+
+    def __enter__(self) -> ArrowSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self._handles:
+            self._handles.pop().close()
+
+    def _connection(self) -> Any:
+        if not self._handles:
+            dsn = self._conn.info.dsn
+            theirs = str(conninfo_to_dict(dsn).get("options") or "")
+            options = f"{theirs} {SESSION}".strip()
+            dsn = make_conninfo(
+                dsn,
+                password=self._conn.info.password,
+                application_name=APPLICATION_NAME,
+                options=options,
+            )
+            database = self._guard(lambda: adbc_driver_postgresql.connect(dsn))
+            self._handles.append(database)
+            self._handles.append(self._guard(lambda: adbc_driver_manager.AdbcConnection(database)))
+        return self._handles[-1]
+
+    def _guard(self, call: Any) -> Any:
+        try:
+            return call()
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
+            text = str(exc).strip()
+            line = next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+            raise ReadFailed(mask_secrets(line, [self._secret])) from None
+
+    def batches(
+        self, rel: Relation, query: sql.Composed, params: list[Any]
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """(batch, Arrow bytes read so far) for the rows of `query`, whose columns are rel's."""
+        text = ClientCursor(self._conn).mogrify(binary_query(rel, query), params)
+        conn = self._connection()
+        finished = False
+        try:
+            with adbc_driver_manager.AdbcStatement(conn) as stmt:
+                stmt.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+                stmt.set_sql_query(text)
+                handle, _ = self._guard(stmt.execute_query)
+                with pa.RecordBatchReader.from_stream(handle) as reader:
+                    ahead = Prefetch(reader)
+                    try:
+                        read = 0
+                        while (batch := self._guard(ahead.next)) is not None:
+                            read += batch.nbytes
+                            yield to_schema(batch, rel.schema), read
+                        finished = True
+                    finally:
+                        ahead.close()
+        finally:
+            if not finished:  # a COPY left midway: the next query gets a fresh connection
+                self.close()
+
+
+class Prefetch:
+    """Reads the next batches in a thread while the caller writes the previous ones.
+
+    The driver decodes with the GIL released, so reading overlaps compressing and writing, and
+    the server keeps sending meanwhile. At most PREFETCH_BATCHES wait in the queue.
+    """
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self._reader = reader
+        self._queue: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(
+            PREFETCH_BATCHES
+        )
         self._stop = threading.Event()
-        self._pending = memoryview(b"")
-        self._eof = False
-        self.bytes_read = 0
-        self._thread = threading.Thread(target=self._pump, name="copy-pump", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="arrow-prefetch", daemon=True)
         self._thread.start()
 
-    def _pump(self) -> None:
+    def _run(self) -> None:
         try:
-            parts: list[bytes] = []
-            size = 0
-            while not self._stop.is_set():
-                chunk = self._copy.read()
-                if not chunk:
-                    break
-                parts.append(bytes(chunk))
-                size += len(chunk)
-                if size >= PUMP_BLOCK_BYTES:
-                    self._put(b"".join(parts))
-                    parts, size = [], 0
-            if parts:
-                self._put(b"".join(parts))
+            for batch in self._reader:
+                if not self._put(batch):
+                    return
             self._put(None)
-        except BaseException as exc:  # handed to the reading thread, raised there
+        except BaseException as exc:  # handed to the caller's thread, raised there
             self._put(exc)
 
-    def _put(self, item: bytes | BaseException | None) -> None:
+    def _put(self, item: pa.RecordBatch | BaseException | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            if self._eof:
-                return 0
-            item = self._queue.get()
-            if item is None:
-                self._eof = True
-                return 0
-            if isinstance(item, BaseException):
-                self._eof = True
-                raise item
-            self._pending = memoryview(item)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        self.bytes_read += n
-        return n
+    def next(self) -> pa.RecordBatch | None:
+        """The next batch, None at the end; raises what the reading thread raised."""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def close(self) -> None:
-        """Stops the pump (an early exit) and waits for it: the connection is free after."""
+        """Stops the thread (after the batch it is reading) and waits for it."""
         self._stop.set()
         self._thread.join()
-        super().close()
 
 
-def csv_types(rel: Relation) -> dict[str, pa.DataType]:
-    """Types the CSV reader parses into: lists arrive as text and are converted afterwards."""
-    schema = rel.schema
-    return {f.name: (pa.string() if pa.types.is_list(f.type) else f.type) for f in schema}
+def binary_query(rel: Relation, query: sql.Composed) -> sql.Composed:
+    """`query` with every column the driver cannot decode to the catalog's type read as text."""
+    if all(t in BINARY_TYPES for t in rel.sql_types):
+        return query
+    cols = sql.SQL(", ").join(
+        sql.Identifier(c)
+        if t in BINARY_TYPES
+        else sql.SQL("{}::text AS {}").format(sql.Identifier(c), sql.Identifier(c))
+        for c, t in zip(rel.columns, rel.sql_types, strict=True)
+    )
+    # PostgreSQL does not flatten a subquery with ORDER BY: its rows come out in its order.
+    return sql.SQL("SELECT {} FROM ({}) AS q").format(cols, query)
 
 
-def to_lists(text: pa.Array) -> pa.Array:
-    """PostgreSQL float8[] text (`{1.5,2}`, `{}`, NULL) to list<float64>."""
-    inner = pc.utf8_slice_codeunits(text, 1, -1)
-    parts = pc.split_pattern(inner, ",")
-    empty = pc.equal(inner, "")
-    empty_list = pa.scalar([], type=pa.list_(pa.string()))
-    parts = pc.if_else(empty, empty_list, parts)
-    return parts.cast(pa.list_(pa.float64()))
-
-
-def finish_batch(batch: pa.RecordBatch, rel: Relation) -> pa.RecordBatch:
-    if not rel.list_columns:
+def to_schema(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with exactly `schema` (the driver adds its own field metadata); values as read."""
+    if batch.schema.equals(schema, check_metadata=True):
         return batch
     arrays = [
-        to_lists(batch.column(i)) if name in rel.list_columns else batch.column(i)
-        for i, name in enumerate(batch.schema.names)
+        col if col.type.equals(f.type) else col.cast(f.type)
+        for col, f in zip(batch.columns, schema, strict=True)
     ]
-    return pa.RecordBatch.from_arrays(arrays, schema=rel.schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def record_batches(
-    conn: psycopg.Connection,
-    rel: Relation,
-    query: sql.Composed,
-    params: list[Any],
-    *,
-    via: str = "auto",
+    conn: psycopg.Connection, rel: Relation, query: sql.Composed, params: list[Any]
 ) -> Iterator[tuple[pa.RecordBatch, int]]:
-    """(batch, CSV bytes read so far) for the rows of `query`, whose columns are rel's.
-
-    via: "psql" reads the rows through psql (scripts/research/psql_pipe.py), "pump" through
-    psycopg, "auto" psql when it is installed. Both give the same bytes.
-    """
-    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
-    psql = psql_binary() if via in ("auto", "psql") else None
-    if via == "psql" and psql is None:
-        raise CopyFailed("psql is not installed")
-    if psql is not None:
-        text = ClientCursor(conn).mogrify(copy_sql, params)  # values quoted by psycopg
-        reader: CopyReader | PsqlReader = PsqlReader(psql, conn, text)
-        try:
-            yield from _parse(reader, rel)
-        finally:
-            reader.close()
-        return
-    with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
-        reader = CopyReader(copy)
-        try:
-            yield from _parse(reader, rel)
-        finally:
-            reader.close()
-
-
-def _parse(reader: Any, rel: Relation) -> Iterator[tuple[pa.RecordBatch, int]]:
-    source = io.BufferedReader(reader, buffer_size=1 << 20)
-    if not source.peek(1):  # no rows: Arrow refuses an empty CSV
-        return
-    stream = pacsv.open_csv(
-        source,
-        read_options=pacsv.ReadOptions(
-            column_names=list(rel.columns), block_size=BLOCK_BYTES, use_threads=False
-        ),
-        parse_options=pacsv.ParseOptions(newlines_in_values=rel.multiline_text),
-        convert_options=pacsv.ConvertOptions(
-            column_types=csv_types(rel),
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
-    )
-    for batch in stream:
-        yield finish_batch(batch, rel), reader.bytes_read
+    """(batch, Arrow bytes read so far) for one query, over a connection of its own."""
+    with ArrowSource(conn) as source:
+        yield from source.batches(rel, query, params)
 
 
 def session_utc(conn: psycopg.Connection) -> None:
-    """Timestamps print in UTC with an offset Arrow parses; floats print exactly."""
+    """Text output (CSV, Tardis) prints timestamps in UTC with an offset, floats exactly."""
     conn.execute("SET TIME ZONE 'UTC'")
     conn.execute("SET DateStyle = 'ISO, YMD'")
     conn.execute("SET extra_float_digits = 1")

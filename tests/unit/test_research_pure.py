@@ -6,12 +6,19 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pytest
+from psycopg import sql
 
 from scripts.export import parse_time
-from scripts.research.catalog import CatalogError, arrow_type, known_names, registry_name
+from scripts.research.catalog import (
+    CatalogError,
+    Relation,
+    arrow_type,
+    known_names,
+    registry_name,
+)
 from scripts.research.export_days import plan_days
 from scripts.research.helpers import _expiry_code
-from scripts.research.stream import to_lists
+from scripts.research.stream import binary_query, to_schema
 from scripts.research.tardis import OPTIONS_CHAIN_HEADER, data_type, file_name
 
 
@@ -45,9 +52,40 @@ def test_sql_types_map_to_exact_arrow_types() -> None:
     assert arrow_type("double precision[]") == pa.list_(pa.float64())
 
 
-def test_postgres_float_arrays_become_lists() -> None:
-    text = pa.array(["{1.5,2,-0.25}", "{}", None, "{1e-07}"])
-    assert to_lists(text).to_pylist() == [[1.5, 2.0, -0.25], [], None, [1e-07]]
+def _relation(sql_types: tuple[str, ...]) -> Relation:
+    columns = tuple(f"c{i}" for i in range(len(sql_types)))
+    return Relation("t", columns, sql_types, None, None, False, False)
+
+
+def test_columns_the_driver_cannot_decode_are_read_as_text() -> None:
+    query = sql.SQL("SELECT * FROM t")
+    plain = _relation(("timestamp with time zone", "double precision[]", "text", "bigint"))
+    assert binary_query(plain, query) is query
+    mixed = _relation(("bigint", "numeric", "jsonb"))
+    text = binary_query(mixed, query).as_string()
+    assert text == (
+        'SELECT "c0", "c1"::text AS "c1", "c2"::text AS "c2" FROM (SELECT * FROM t) AS q'
+    )
+
+
+def test_batches_take_the_relation_schema_exactly() -> None:
+    rel = _relation(("timestamp with time zone", "double precision[]", "smallint"))
+    driver_types = pa.schema(
+        [
+            pa.field(
+                "c0", pa.timestamp("us", tz="UTC"), metadata={"POSTGRESQL:type": "timestamptz"}
+            ),
+            pa.field("c1", pa.list_(pa.field("", pa.float64()))),  # another child name
+            pa.field("c2", pa.int16()),
+        ]
+    )
+    batch = pa.RecordBatch.from_pylist(
+        [{"c0": datetime(2026, 6, 1, tzinfo=UTC), "c1": [1.5, -0.0], "c2": 3}],
+        schema=driver_types,
+    )
+    out = to_schema(batch, rel.schema)
+    assert out.schema.equals(rel.schema, check_metadata=True)
+    assert out.to_pylist() == batch.to_pylist()
 
 
 def test_tardis_data_types_and_file_names() -> None:
