@@ -6,7 +6,10 @@ holds, row for row. The checksum is order-independent: the sum of the first 60 b
 row's md5 over its text form, with the session's formats pinned (UTC, ISO dates, shortest
 exact floats) so both sides print rows identically. Tables: every table of the public schema
 (hypertables included, read through the hypertable, so compressed chunks count) and every
-continuous aggregate; not views that only union other tables.
+continuous aggregate, read from its materialization hypertable: the rows the dump holds. (Read
+through the view, its real-time part re-aggregates raw rows in whatever order the scan gives,
+and float sums then differ in the last bit; those raw rows are checked as tables already.)
+Not views that only union other tables.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ SELECT c.relname, EXISTS (SELECT 1 FROM pg_attribute a
  ORDER BY c.relname
 """
 _CAGGS = """
-SELECT view_name, EXISTS (SELECT 1 FROM information_schema.columns col
+SELECT view_name, materialization_hypertable_schema, materialization_hypertable_name,
+       EXISTS (SELECT 1 FROM information_schema.columns col
                           WHERE col.table_schema = view_schema
                             AND col.table_name = view_name AND col.column_name = 'timestamp')
   FROM timescaledb_information.continuous_aggregates
@@ -63,12 +67,19 @@ def pin_formats(conn: psycopg.Connection) -> None:
         conn.execute(statement)
 
 
-def _relations(conn: psycopg.Connection) -> list[tuple[str, bool]]:
-    found = [(str(r[0]), bool(r[1])) for r in conn.execute(_TABLES).fetchall()]
+def _relations(conn: psycopg.Connection) -> list[tuple[str, sql.Identifier, bool]]:
+    """(manifest name, relation read, has a "timestamp" column) of every table and aggregate."""
+    found = [
+        (str(r[0]), sql.Identifier("public", str(r[0])), bool(r[1]))
+        for r in conn.execute(_TABLES).fetchall()
+    ]
     has_ts = conn.execute("SELECT to_regclass('timescaledb_information.continuous_aggregates')")
     row = has_ts.fetchone()
     if row is not None and row[0] is not None:
-        found += [(str(r[0]), bool(r[1])) for r in conn.execute(_CAGGS).fetchall()]
+        found += [
+            (str(r[0]), sql.Identifier(str(r[1]), str(r[2])), bool(r[3]))
+            for r in conn.execute(_CAGGS).fetchall()
+        ]
     return found
 
 
@@ -76,13 +87,13 @@ def read_manifest(conn: psycopg.Connection) -> Manifest:
     """The manifest as this connection's transaction sees the database."""
     pin_formats(conn)
     out: Manifest = {}
-    for name, has_timestamp in _relations(conn):
+    for name, relation, has_timestamp in _relations(conn):
         newest = sql.SQL('max(t."timestamp")') if has_timestamp else sql.SQL("NULL::timestamptz")
         query = sql.SQL(
             "SELECT count(*), {newest},"
             " coalesce(sum(('x' || left(md5(t::text), 15))::bit(60)::bigint), 0)::text"
             " FROM {table} t"
-        ).format(newest=newest, table=sql.Identifier("public", name))
+        ).format(newest=newest, table=relation)
         row = conn.execute(query).fetchone()
         assert row is not None
         stamp: datetime | None = row[1]
