@@ -57,6 +57,7 @@ from tests.support.collector_proc import (
     wait_exit,
 )
 from tests.support.pgcluster import PgCluster
+from tests.support.realtime import SIM_HEARTBEAT_SCALE
 
 NAME = "ws-eth"
 QUOTES = "eth_option_quotes"
@@ -650,7 +651,7 @@ async def test_peak_memory_during_a_long_outage_is_bounded_by_the_buffer_not_the
 ) -> None:
     clock = SimClock.starting_now(DEFAULT_START_MS / 1000, RSS_SPEED)
     config = hour_market(listing_every_s=None, quote_rate_hz=20.0, trade_rate_hz=2.0)
-    async with FakeDeribit(config, clock=clock, heartbeat_scale=0.05) as fake:
+    async with FakeDeribit(config, clock=clock, heartbeat_scale=SIM_HEARTBEAT_SCALE) as fake:
         env = {"WRITER_MAX_BUFFERED_ROWS": str(MAX_BUFFERED_ROWS), "FLUSH_INTERVAL_MS": "1000"}
         c = Collector(fake, db, tmp_path, **env)
         deployments.append(c)

@@ -21,6 +21,7 @@ from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
 from tests.integration.rest_support import until_market
+from tests.support.realtime import SIM_HEARTBEAT_SCALE
 
 SPEED = 120.0  # market seconds per wall second: the real-time collector keeps up on 2 cores
 MARKET_S = 3600.0
@@ -64,7 +65,9 @@ async def record(
     # A malformed frame now and then (rejected_messages) and a dropped connection every 8 wall
     # seconds (reconnects, gaps in quotes).
     faults = Faults(malformed_rate=0.002, drop_every_s=8.0, seed=14)
-    async with FakeDeribit(config, clock=clock, faults=faults, heartbeat_scale=0.05) as fake:
+    async with FakeDeribit(
+        config, clock=clock, faults=faults, heartbeat_scale=SIM_HEARTBEAT_SCALE
+    ) as fake:
         base = {
             "DATABASE_URL": database_url,
             "DERIBIT_WS_URL": fake.ws_url,
