@@ -14,13 +14,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import psycopg
 
 from scripts.checks import Findings
 from scripts.checks.database import backups, open_gaps, silent_collectors, stale_tables
 from scripts.checks.local import collector_files, containers, disks
+from scripts.clock import utc_from_s
 from scripts.config import Settings, load_settings_or_exit
 from scripts.logs import mask_secrets
 
@@ -35,7 +35,7 @@ def run_checks(settings: Settings, now: float | None = None) -> Findings:
         with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
             found.extend(stale_tables(conn, settings))
             found.extend(silent_collectors(conn, settings))
-            found.extend(backups(conn, settings, datetime.fromtimestamp(now, UTC)))
+            found.extend(backups(conn, settings, utc_from_s(now)))
             found.extend(open_gaps(conn, settings))
     except psycopg.Error as exc:
         reason = mask_secrets(

@@ -1,14 +1,20 @@
-"""Time for schedules: the system clock, or a simulated one that runs faster.
+"""Time for schedules, and the one home of time conversions.
 
-A simulated clock maps wall time to market time as
-``sim_now = sim_start + (wall_now - wall_start) * speed``; the fake exchange and the
+A clock is the system clock, or a simulated one that runs faster: it maps wall time to market
+time as ``sim_now = sim_start + (wall_now - wall_start) * speed``; the fake exchange and the
 collectors built with the same ``SIM_CLOCK`` value agree on it without talking. Exchange
-timestamps in rows always come from the exchange; the clock only decides when to poll.
+timestamps in rows always come from the exchange; the clock only decides when to poll and
+stamps `received_at`. To wait, sleep `clock.to_wall_seconds(market_seconds)`.
+
+The conversions between epoch seconds or milliseconds and aware UTC datetimes are here too, so
+that every module converts the same way (the parsers in `normalize/` keep a bound
+`datetime.fromtimestamp` on the per-message path, one call fewer per row). No I/O: the pure
+layers may import this module.
 """
 
 from __future__ import annotations
 
-import asyncio
+import math
 import time
 from datetime import UTC, datetime
 
@@ -25,14 +31,13 @@ class Clock:
     def now_ms(self) -> int:
         return int(self.now() * 1000)
 
+    def utc_now(self) -> datetime:
+        """Market time now, as an aware UTC datetime (what `received_at` stores)."""
+        return utc_from_s(self.now())
+
     def to_wall_seconds(self, market_seconds: float) -> float:
+        """Wall seconds that `market_seconds` of market time last."""
         return market_seconds / self.speed
-
-    async def sleep(self, market_seconds: float) -> None:
-        await asyncio.sleep(max(0.0, self.to_wall_seconds(market_seconds)))
-
-    async def sleep_until(self, market_time: float) -> None:
-        await self.sleep(market_time - self.now())
 
 
 class SimClock(Clock):
@@ -68,3 +73,18 @@ def clock_from_spec(spec: str) -> Clock:
 def utc_from_s(seconds: float) -> datetime:
     """Epoch seconds (market or wall) as a timezone-aware UTC datetime."""
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def utc_from_ms(ms: float) -> datetime:
+    """Epoch milliseconds (Deribit's timestamps) as a timezone-aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def ms_from_utc(at: datetime) -> int:
+    """An aware datetime as epoch milliseconds, truncated towards zero."""
+    return int(at.timestamp() * 1000)
+
+
+def floor_ms_from_utc(at: datetime) -> int:
+    """An aware datetime as epoch milliseconds, rounded down (the millisecond it falls in)."""
+    return math.floor(at.timestamp() * 1000)

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from scripts.backups.files import write_atomic
+from scripts.clock import utc_from_s
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ def record(outcome: Outcome, backup_dir: Path, database_url: str) -> None:
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     outcome.kind,
-                    _ts(outcome.started_at),
-                    _ts(outcome.finished_at),
+                    utc_from_s(outcome.started_at),
+                    utc_from_s(outcome.finished_at),
                     outcome.duration_s,
                     outcome.success,
                     outcome.file_name,
@@ -110,7 +110,3 @@ def record(outcome: Outcome, backup_dir: Path, database_url: str) -> None:
 def heartbeat(backup_dir: Path, now: float | None = None) -> None:
     """The service loop is alive (read by `python -m scripts.backup health`)."""
     update_status(backup_dir, heartbeat_at=time.time() if now is None else now)
-
-
-def _ts(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)

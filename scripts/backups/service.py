@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from croniter import croniter
 
 from scripts.backups.jobs import run_backup, run_restore_test
 from scripts.backups.record import heartbeat, update_status
+from scripts.clock import utc_from_s
 from scripts.config import Settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ HEARTBEAT_S = 60.0
 
 def next_run(schedule: str, after: float) -> float:
     """The next time (unix seconds) `schedule` fires strictly after `after`, in UTC."""
-    start = datetime.fromtimestamp(after, UTC)
+    start = utc_from_s(after)
     return float(croniter(schedule, start).get_next(float))
 
 
@@ -59,4 +59,4 @@ def serve(settings: Settings, stop: threading.Event, now: Callable[[], float] = 
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    return utc_from_s(ts).strftime("%Y-%m-%d %H:%M")

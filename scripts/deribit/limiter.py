@@ -65,7 +65,9 @@ class CreditLimiter:
                     self.spent += cost
                     return
                 self.waits += 1
-                await self._clock.sleep(missing / self.refill_per_s)
+                await asyncio.sleep(
+                    max(0.0, self._clock.to_wall_seconds(missing / self.refill_per_s))
+                )
 
     def drain(self) -> None:
         """Empties the bucket: the exchange said we were over (10028), so wait a full refill."""

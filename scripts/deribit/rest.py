@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ import aiohttp
 import backoff
 import orjson
 
+from scripts import retry
 from scripts.clock import Clock
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.protocol import TOO_MANY_REQUESTS, classify_error
@@ -113,11 +114,11 @@ class DeribitRestClient:
         self.malformed: Counter[str] = Counter()
         self.on_malformed: OnMalformed | None = None
         self._attempt = backoff.on_exception(
-            backoff.expo,
+            retry.delays,
             _Retryable,
             max_tries=max_retries,
-            factor=retry_base_s,
-            max_value=retry_cap_s,
+            base_s=retry_base_s,
+            cap_s=retry_cap_s,
             jitter=backoff.full_jitter,
             on_backoff=self._on_backoff,
             on_giveup=self._on_giveup,
@@ -205,7 +206,7 @@ class DeribitRestClient:
     ) -> MalformedReply:
         self.malformed[method] += 1
         if self.on_malformed is not None:
-            at = datetime.fromtimestamp(self.clock.now(), UTC)
+            at = self.clock.utc_now()
             try:
                 self.on_malformed(method, query, reason, raw, at)
             except Exception:  # the keeper's bug must not hide the reply's

@@ -72,8 +72,9 @@ from scripts.deribit.ws_frames import (
     RateLimited,
     SessionEnded,
 )
-from scripts.deribit.ws_retry import RefusedRetry, backoff_delay
+from scripts.deribit.ws_retry import RefusedRetry
 from scripts.deribit.ws_subscriptions import Subscriptions
+from scripts.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 

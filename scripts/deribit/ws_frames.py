@@ -12,12 +12,12 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import websockets
 
-from scripts.clock import Clock
+from scripts.clock import Clock, utc_from_s
 from scripts.deribit.protocol import (
     TOO_MANY_REQUESTS,
     Heartbeat,
@@ -103,7 +103,7 @@ class FrameReading:
         stats = self.stats
         on_notification = self.on_notification
         now_s = self.clock.now()
-        received_at = datetime.fromtimestamp(now_s, UTC)
+        received_at = utc_from_s(now_s)
         data_seen = 0
         try:
             for raw in payloads:

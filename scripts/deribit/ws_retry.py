@@ -2,8 +2,9 @@
 
 Deribit leaves a channel it will not serve out of the subscribe ack, without an error. The
 refusal may be passing (a listing not live yet, a hiccup on its side), so the socket asks
-again on the same connection after a capped, jittered backoff: REFUSED_RETRY_BASE_S doubling
-up to REFUSED_RETRY_CAP_S (wall seconds), reset once a round refuses nothing. Each retry pays
+again on the same connection after the retry policy's backoff (`scripts/retry.py`):
+REFUSED_RETRY_BASE_S doubling up to REFUSED_RETRY_CAP_S (wall seconds), reset once a round
+refuses nothing. Each retry pays
 its subscribe credits like any subscribe, so retries never risk a 10028.
 """
 
@@ -12,13 +13,10 @@ from __future__ import annotations
 import random
 import time
 
+from scripts.retry import backoff_delay
+
 REFUSED_RETRY_BASE_S = 1.0
 REFUSED_RETRY_CAP_S = 60.0
-
-
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter, in seconds."""
-    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
 
 
 class RefusedRetry:

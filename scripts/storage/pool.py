@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from psycopg_pool.pool_async import AddConnection
 
 from scripts.logs import mask_secrets
+from scripts.retry import backoff_delay
 from scripts.runtime import EXIT_FAILURE, EXIT_OK, until_stopped
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class ReconnectingPool(AsyncConnectionPool[AsyncConnection[Any]]):
 
 
 class RetrySchedule:
-    """When to try the database again: capped exponential backoff with jitter (50-100 %).
+    """When to try the database again: the retry policy of `scripts/retry.py`, half jitter.
 
     It resets only on success, so a database that accepts connections but fails every write
     is not hammered.
@@ -211,8 +211,10 @@ class RetrySchedule:
         if first:
             self.down_since = now
         self.failures += 1
-        delay = min(self.max_s, self.base_s * 2 ** min(self.failures - 1, 30))
-        self.retry_at = now + delay * random.uniform(0.5, 1.0)
+        delay = backoff_delay(
+            self.failures - 1, base_s=self.base_s, cap_s=self.max_s, jitter="half"
+        )
+        self.retry_at = now + delay
         return first
 
     def recovered(self) -> float | None:

@@ -22,6 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from scripts.clock import utc_from_s
 from scripts.config import Settings
 from scripts.models import GapRow
 from scripts.storage.tables import TableSpec
@@ -53,7 +54,7 @@ def status_file_path(spool_dir: str | os.PathLike[str], collector_name: str) -> 
 
 
 def _iso(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+    return None if ts is None else utc_from_s(ts)
 
 
 @dataclass(slots=True)
@@ -275,7 +276,7 @@ def amend_previous_run(prev: PreviousRun, file: dict[str, Any] | None) -> Previo
         return dataclasses.replace(prev, state="stopped")
     flushed = file.get("last_flush_at")
     if isinstance(flushed, int | float):
-        at = datetime.fromtimestamp(flushed, UTC)
+        at = utc_from_s(flushed)
         if prev.last_flush_at is None or at > prev.last_flush_at:
             return dataclasses.replace(prev, last_flush_at=at)
     return prev

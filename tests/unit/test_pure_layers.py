@@ -18,7 +18,7 @@ BANNED = frozenset(
     | {"importlib"}
 )
 PURE_MODULES = frozenset(
-    {"scripts.models", "scripts.deribit.protocol", "scripts.deribit.channels"}
+    {"scripts.models", "scripts.clock", "scripts.deribit.protocol", "scripts.deribit.channels"}
     | {"scripts.backups.names", "scripts.backups.retention"}
     | {"scripts.collectors.realtime.trade_windows"}
     | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
@@ -28,6 +28,7 @@ PURE_MODULES = frozenset(
 def pure_files() -> list[Path]:
     files = [
         ROOT / "scripts" / "models.py",
+        ROOT / "scripts" / "clock.py",
         ROOT / "scripts" / "deribit" / "protocol.py",
         ROOT / "scripts" / "deribit" / "channels.py",
         ROOT / "scripts" / "backups" / "names.py",

@@ -35,16 +35,14 @@ from typing import Any, TextIO
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from scripts.clock import Clock
+from scripts.clock import Clock, ms_from_utc, utc_from_ms
 from scripts.collectors.rest.bars import (
     CHUNK_BARS,
     MINUTE_MS,
     RESOLUTION,
-    dt_ms,
     last_closed_minute_ms,
-    ms_dt,
 )
-from scripts.collectors.rest.catalog import is_perpetual, now_utc
+from scripts.collectors.rest.catalog import is_perpetual
 from scripts.collectors.rest.funding import fetch_funding
 from scripts.collectors.rest.indices import fetch_dvol
 from scripts.currencies import CurrencySpec
@@ -92,7 +90,7 @@ class BackfillError(Exception):
 
 
 def iso_minute(ms: int) -> str:
-    return ms_dt(ms).strftime("%Y-%m-%dT%H:%MZ")
+    return utc_from_ms(ms).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class Progress:
@@ -224,7 +222,7 @@ class Backfill:
                 and isinstance(t.get("timestamp"), int)
                 and ts <= t["timestamp"] <= end
             ]
-            rows = parse_trades(fresh, received_at=now_utc(self.clock))
+            rows = parse_trades(fresh, received_at=self.clock.utc_now())
             self.writer.add_many(OPTION_TRADES, spec.code, rows)
             stamps = [t["timestamp"] for t in raw if isinstance(t.get("timestamp"), int)]
             has_more = bool(page.get("has_more"))
@@ -257,7 +255,7 @@ class Backfill:
         items: list[dict[str, Any]] = []
         for expired in (False, True):
             items += await self.rest.get_instruments(spec.api_currency, "future", expired)
-        seen_at = now_utc(self.clock)
+        seen_at = self.clock.utc_now()
         out = []
         last_bar = min(job.until_ms - MINUTE_MS, last_closed_minute_ms(self.clock.now_ms()))
         for item in items:
@@ -268,11 +266,11 @@ class Backfill:
             perpetual = is_perpetual(row)
             first = job.since_ms - job.since_ms % MINUTE_MS
             if row.creation_timestamp is not None:
-                created = dt_ms(row.creation_timestamp)
+                created = ms_from_utc(row.creation_timestamp)
                 first = max(first, created - created % MINUTE_MS)
             last = last_bar
             if not perpetual and row.expiration_timestamp is not None:
-                expiring = dt_ms(row.expiration_timestamp) - 1
+                expiring = ms_from_utc(row.expiration_timestamp) - 1
                 last = min(last, expiring - expiring % MINUTE_MS)
             if first <= last:
                 out.append((row.instrument_name, perpetual, first, last))
@@ -296,9 +294,9 @@ class Backfill:
                         instrument_name=name,
                         currency=spec.code,
                         resolution=RESOLUTION,
-                        received_at=now_utc(self.clock),
+                        received_at=self.clock.utc_now(),
                     )
-                    if start <= dt_ms(r.timestamp) <= chunk_end
+                    if start <= ms_from_utc(r.timestamp) <= chunk_end
                 ]
                 self.writer.add_many(table, None, rows)
                 start = chunk_end + MINUTE_MS
@@ -338,7 +336,7 @@ class Backfill:
         last = min(job.until_ms - MINUTE_MS, last_closed_minute_ms(self.clock.now_ms()))
         while start <= last:
             hi = min(last, start + DVOL_WINDOW_MS - MINUTE_MS)
-            rows = await fetch_dvol(self.rest, spec, start, hi, now_utc(self.clock))
+            rows = await fetch_dvol(self.rest, spec, start, hi, self.clock.utc_now())
             self.writer.add_many(INDEX_PRICES, None, rows)
             start = hi + MINUTE_MS
             await self._commit("dvol", start)

@@ -25,9 +25,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from scripts.clock import Clock
+from scripts.clock import Clock, utc_from_ms, utc_from_s
 from scripts.collectors.rejects import Rejects
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
@@ -100,7 +99,7 @@ class BookSnapshotter:
             self.failures += 1
             self._once.warning(f"book:{exc.code}", "get_order_book(%s) failed: %s", name, exc)
             return
-        received_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        received_at = self.clock.utc_now()
         result = reply.get("result")
         try:
             row = parse_order_book(result, received_at=received_at, depth=self.depth)
@@ -109,9 +108,9 @@ class BookSnapshotter:
             return
         us_out = reply.get("usOut")
         if type(us_out) is int and us_out > 0:
-            read_at = datetime.fromtimestamp(us_out / 1_000_000, UTC)
+            read_at = utc_from_s(us_out / 1_000_000)
         else:
-            read_at = max(row.timestamp, datetime.fromtimestamp(asked_ms / 1000, UTC))
+            read_at = max(row.timestamp, utc_from_ms(asked_ms))
         row = row._replace(timestamp=read_at)
         self.writer.add(OPTION_ORDERBOOK_DEPTH, self.spec.code, row)
         self.snapshots += 1

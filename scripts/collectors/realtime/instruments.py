@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from scripts.clock import Clock
@@ -87,7 +87,7 @@ class OptionChain:
         self.reconciles = 0
 
     def _now_dt(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.now(), UTC)
+        return self.clock.utc_now()
 
     def _ours(self, name: str) -> bool:
         return name.startswith(self.spec.instrument_prefix)

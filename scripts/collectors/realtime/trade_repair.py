@@ -43,10 +43,10 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from scripts.clock import Clock
+from scripts.clock import Clock, floor_ms_from_utc, utc_from_ms
 from scripts.collectors.realtime.expiry import expired_names
 from scripts.collectors.realtime.trade_pages import TradePager
 from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
@@ -54,10 +54,8 @@ from scripts.collectors.realtime.trade_windows import (
     HISTORY_LAG_MS,
     Window,
     expiry_between,
-    floor_ms,
     gap_key,
     merge_windows,
-    ms_dt,
 )
 from scripts.collectors.rejects import Rejects
 from scripts.currencies import CurrencySpec
@@ -174,7 +172,7 @@ class TradeRepairer:
     def floor_ms(self) -> int | None:
         """The oldest exchange time of a window or hole queued or being read, else None."""
         starts = [w.start_ms for w in self._windows] + [h.start_ms for h in self._holes]
-        starts += [floor_ms(g.gap_start) for g in self._lost.values()]
+        starts += [floor_ms_from_utc(g.gap_start) for g in self._lost.values()]
         if self._reading_from_ms is not None:
             starts.append(self._reading_from_ms)
         return min(starts) if starts else None
@@ -210,11 +208,14 @@ class TradeRepairer:
         if self.status.db_ok:
             lost, self._lost = sorted(self._lost.values(), key=lambda g: g.gap_start), {}
         starts = [w.start_ms for w in windows] + [h.start_ms for h in holes]
-        starts += [floor_ms(g.gap_start) for g in lost]
+        starts += [floor_ms_from_utc(g.gap_start) for g in lost]
         self._reading_from_ms = min(starts) if starts else None
         try:
             for g in lost:
-                start_ms, end_ms = floor_ms(g.gap_start), math.ceil(g.gap_end.timestamp() * 1000)
+                start_ms, end_ms = (
+                    floor_ms_from_utc(g.gap_start),
+                    math.ceil(g.gap_end.timestamp() * 1000),
+                )
                 # (always_record: a long outage may span expiries; see `_use_history`)
                 await self._repair_window(Window(start_ms, end_ms, g.reason, True), lost=g)
             for w in windows:
@@ -263,7 +264,11 @@ class TradeRepairer:
         except (DeribitRestError, MalformedMessage, TypeError, ValueError) as exc:
             self.windows_failed += 1
             log.error(
-                "%s: trades %s..%s not repaired: %s", self.table, ms_dt(start), ms_dt(w.end_ms), exc
+                "%s: trades %s..%s not repaired: %s",
+                self.table,
+                utc_from_ms(start),
+                utc_from_ms(w.end_ms),
+                exc,
             )
             self._record(start, w.end_ms, f"{w.reason}: not repaired: {exc}", False)
             return
@@ -274,7 +279,7 @@ class TradeRepairer:
                 "%s: re-read %d trades of %s..%s that the writer had dropped",
                 *(self.table, len(seen), lost.gap_start, lost.gap_end),
             )
-            now = datetime.fromtimestamp(self.clock.now(), UTC)
+            now = self.clock.utc_now()
             self.writer.add(DATA_GAPS, None, lost._replace(repaired=True, detected_at=now))
             return
         if recovered or w.always_record:
@@ -323,7 +328,7 @@ class TradeRepairer:
         )
 
     def _rows(self, trades: list[Any]) -> list[TradeRow]:
-        received_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        received_at = self.clock.utc_now()
         rows, errors = parse_trades_tolerant(trades, received_at=received_at)
         for err in errors:
             if self.rejects is not None:  # counted, logged once per kind, kept
@@ -350,9 +355,16 @@ class TradeRepairer:
     def _record(
         self, start_ms: int, end_ms: int, reason: str, repaired: bool, scope: str = "all"
     ) -> None:
-        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        now = self.clock.utc_now()
         row = GapRow(
-            self.table, self.spec.code, scope, ms_dt(start_ms), ms_dt(end_ms), reason, repaired, now
+            self.table,
+            self.spec.code,
+            scope,
+            utc_from_ms(start_ms),
+            utc_from_ms(end_ms),
+            reason,
+            repaired,
+            now,
         )
         self.writer.add(DATA_GAPS, None, row)
         self.status.note_gap()

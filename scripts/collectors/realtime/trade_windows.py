@@ -1,17 +1,12 @@
 """Trade repair's windows, pure: what a window is, how windows merge, when the history host
-must be asked (trade_repair.py). No I/O, no clock: times come in as arguments."""
+must be asked (trade_repair.py). No I/O, no clock reading: times come in as arguments."""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from scripts.models import GapRow
-
-
-def ms_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def gap_key(gap: GapRow) -> tuple[str, str, datetime, str]:
@@ -35,10 +30,6 @@ def expiry_between(start_ms: int, now_ms: int) -> bool:
     """True when an 08:00 UTC lies in [start_ms, now_ms]."""
     first = -((EXPIRY_HOUR_MS - start_ms) // DAY_MS) * DAY_MS + EXPIRY_HOUR_MS
     return first <= now_ms
-
-
-def floor_ms(at: datetime) -> int:
-    return math.floor(at.timestamp() * 1000)
 
 
 def merge_windows(windows: list[Window]) -> list[Window]:

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from scripts.clock import Clock
-from scripts.collectors.rest.catalog import RestCatalog, RowSink, now_utc
+from scripts.clock import Clock, ms_from_utc, utc_from_ms
+from scripts.collectors.rest.catalog import RestCatalog, RowSink
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.logs import OncePerKey
@@ -53,14 +53,6 @@ REREAD_BARS = 3  # the newest stored bars are read again: a bar read too early i
 def last_closed_minute_ms(now_ms: int) -> int:
     """Start of the newest minute that has ended."""
     return now_ms - now_ms % MINUTE_MS - MINUTE_MS
-
-
-def ms_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def dt_ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
 
 
 class FutureBarsPoller:
@@ -99,7 +91,7 @@ class FutureBarsPoller:
                     (RESOLUTION,),
                 )
                 for name, newest in await cur.fetchall():
-                    self.cursor_ms[name] = dt_ms(newest)
+                    self.cursor_ms[name] = ms_from_utc(newest)
 
     async def poll(self, _deadline: float | None = None) -> None:
         last_closed = last_closed_minute_ms(self.clock.now_ms())
@@ -121,13 +113,15 @@ class FutureBarsPoller:
         name = row.instrument_name
         end = last_closed
         if row.expiration_timestamp is not None and not perpetual:
-            last_traded = dt_ms(row.expiration_timestamp) - 1  # the minute the future expires in
+            last_traded = (
+                ms_from_utc(row.expiration_timestamp) - 1
+            )  # the minute the future expires in
             end = min(end, last_traded - last_traded % MINUTE_MS)
         cursor = self.cursor_ms.get(name)
         if cursor is None:
             start = end - self.max_lookback_ms
             if row.creation_timestamp is not None:
-                created = dt_ms(row.creation_timestamp)
+                created = ms_from_utc(row.creation_timestamp)
                 start = max(start, created - created % MINUTE_MS)
         else:
             start = max(cursor - (REREAD_BARS - 1) * MINUTE_MS, end - self.max_lookback_ms)
@@ -145,7 +139,7 @@ class FutureBarsPoller:
                     instrument_name=name,
                     currency=spec.code,
                     resolution=RESOLUTION,
-                    received_at=now_utc(self.clock),
+                    received_at=self.clock.utc_now(),
                 )
             except DeribitRestError as exc:
                 self._once.warning(f"tv:{name}:{exc.code}", "%s: no bars: %s", name, exc)
@@ -155,7 +149,7 @@ class FutureBarsPoller:
                 self._once.warning(f"tv-bad:{name}", "%s: bad tradingview reply: %s", name, exc)
                 return
             for bar in rows:
-                ms = dt_ms(bar.timestamp)
+                ms = ms_from_utc(bar.timestamp)
                 if start <= ms <= chunk_end:
                     self.sink.add(table, None, bar)
                     self.rows_written += 1
@@ -287,8 +281,8 @@ class OptionBarsPoller:
             self.cursor = row[0] + timedelta(minutes=1)
 
     async def poll(self, _deadline: float | None = None) -> None:
-        started = now_utc(self.clock)
-        to = ms_dt(last_closed_minute_ms(self.clock.now_ms()) + MINUTE_MS)
+        started = self.clock.utc_now()
+        to = utc_from_ms(last_closed_minute_ms(self.clock.now_ms()) + MINUTE_MS)
         marks = await self._marks() if self.fetch_marks else None
         # A first start aggregates the whole look-back; later polls the minutes since the last
         # one, plus `recompute` before it for trades recorded a little late.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from psycopg import AsyncConnection
@@ -34,10 +34,6 @@ class RowSink(Protocol):
     """What the pollers need of the writer (`scripts.storage.writer.BatchWriter`)."""
 
     def add(self, spec: TableSpec, currency: str | None, row: Any) -> Any: ...
-
-
-def now_utc(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock.now(), UTC)
 
 
 class CurrencyPoller:
@@ -129,7 +125,7 @@ class RestCatalog:
         """Re-reads one currency's instruments; expired ones stay until their bars are in."""
         entry = self.by_currency[code]
         spec = entry.spec
-        seen_at = now_utc(self.clock)
+        seen_at = self.clock.utc_now()
         raw = await self.rest.get_instruments(spec.api_currency)
         perpetuals: dict[str, InstrumentRow] = {}
         futures: dict[str, InstrumentRow] = {}

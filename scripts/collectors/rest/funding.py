@@ -22,9 +22,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from scripts.clock import Clock
-from scripts.collectors.rest.bars import dt_ms, ms_dt
-from scripts.collectors.rest.catalog import CurrencyPoller, RowSink, now_utc
+from scripts.clock import Clock, ms_from_utc, utc_from_ms
+from scripts.collectors.rest.catalog import CurrencyPoller, RowSink
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.models import FundingRow
@@ -52,10 +51,10 @@ async def fetch_funding(
         hi = min(end_ms, lo + WINDOW_MS)
         result = await rest.get_funding_rate_history(instrument, lo, hi)
         rows += parse_funding_history(
-            result, instrument_name=instrument, currency=spec.code, received_at=now_utc(clock)
+            result, instrument_name=instrument, currency=spec.code, received_at=clock.utc_now()
         )
         lo = hi + 1
-    unique = {r.timestamp: r for r in rows if start_ms <= dt_ms(r.timestamp) <= end_ms}
+    unique = {r.timestamp: r for r in rows if start_ms <= ms_from_utc(r.timestamp) <= end_ms}
     return [unique[t] for t in sorted(unique)]
 
 
@@ -83,7 +82,7 @@ class FundingPoller(CurrencyPoller):
                 "SELECT instrument_name, max(timestamp) FROM funding_rates GROUP BY 1"
             )
             for name, newest in await cur.fetchall():
-                self.cursor_ms[name] = dt_ms(newest)
+                self.cursor_ms[name] = ms_from_utc(newest)
 
     async def poll(self, _deadline: float | None = None) -> None:
         for spec in self.currencies:
@@ -111,10 +110,10 @@ class FundingPoller(CurrencyPoller):
                 "funding %s: start-up backfill read %d hourly row(s) from %s to now (%s)",
                 instrument,
                 len(rows),
-                ms_dt(start).strftime("%Y-%m-%dT%H:%MZ"),
+                utc_from_ms(start).strftime("%Y-%m-%dT%H:%MZ"),
                 "after the newest stored row"
                 if cursor is not None
                 else f"the last {self.backfill_ms / HOUR_MS:g} h",
             )
         if rows:
-            self.cursor_ms[instrument] = max(cursor or 0, dt_ms(rows[-1].timestamp))
+            self.cursor_ms[instrument] = max(cursor or 0, ms_from_utc(rows[-1].timestamp))

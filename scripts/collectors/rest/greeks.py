@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
-from scripts.clock import Clock
+from scripts.clock import Clock, utc_from_s
 from scripts.collectors.rejects import Rejects
-from scripts.collectors.rest.catalog import RestCatalog, RowSink, now_utc
+from scripts.collectors.rest.catalog import RestCatalog, RowSink
 from scripts.collectors.rest.schedule import sleep_until
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.logs import OncePerKey
@@ -61,7 +60,7 @@ class GreeksPoller:
         self._once = OncePerKey(log)
 
     async def poll(self, deadline: float) -> None:
-        at = now_utc(self.clock)
+        at = self.clock.utc_now()
         work = [
             (entry.spec.code, name)
             for entry in self.catalog.by_currency.values()
@@ -89,7 +88,7 @@ class GreeksPoller:
         ticker = None
         try:
             ticker = await self.rest.ticker(name)
-            row = parse_ticker_greeks(ticker, received_at=now_utc(self.clock), currency=code)
+            row = parse_ticker_greeks(ticker, received_at=self.clock.utc_now(), currency=code)
         except DeribitRestError as exc:
             self.missing += 1
             self._once.warning(f"ticker:{exc.code}", "greeks: %s", exc)
@@ -97,13 +96,13 @@ class GreeksPoller:
         except MalformedMessage as exc:
             self.rejected += 1
             if self.rejects is not None:  # counted, logged once per kind and kept
-                self.rejects.rejected("public/ticker", exc.reason, ticker, now_utc(self.clock))
+                self.rejects.rejected("public/ticker", exc.reason, ticker, self.clock.utc_now())
             else:
                 self._once.warning("ticker-bad", "greeks: bad ticker for %s: %s", name, exc)
             return
         # Keyed by the interval it was read for: a second read in it (after a restart) is the
         # same (instrument_name, timestamp) and the database keeps the first.
         slot_s = row.ticker_timestamp.timestamp() // self.interval_s * self.interval_s
-        slot = datetime.fromtimestamp(slot_s, UTC)
+        slot = utc_from_s(slot_s)
         self.sink.add(OPTIONS_GREEKS, None, row._replace(timestamp=slot))
         self.rows_written += 1

@@ -17,9 +17,9 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from scripts.clock import Clock
-from scripts.collectors.rest.bars import MINUTE_MS, dt_ms, last_closed_minute_ms
-from scripts.collectors.rest.catalog import CurrencyPoller, RowSink, now_utc
+from scripts.clock import Clock, ms_from_utc
+from scripts.collectors.rest.bars import MINUTE_MS, last_closed_minute_ms
+from scripts.collectors.rest.catalog import CurrencyPoller, RowSink
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.models import IndexPriceRow
@@ -60,7 +60,7 @@ async def fetch_dvol(
     for row in sorted(rows, key=lambda r: r.timestamp):
         if row.timestamp == newest:
             continue
-        ms = dt_ms(row.timestamp)
+        ms = ms_from_utc(row.timestamp)
         if start_ms <= ms <= end_ms and row.timestamp not in seen:
             seen.add(row.timestamp)
             out.append(row)
@@ -95,7 +95,7 @@ class IndexPoller(CurrencyPoller):
                 )
                 row = await cur.fetchone()
                 if row is not None and row[0] is not None:
-                    self.dvol_cursor_ms[spec.code] = dt_ms(row[0])
+                    self.dvol_cursor_ms[spec.code] = ms_from_utc(row[0])
 
     async def poll(self, _deadline: float | None = None) -> None:
         for spec in self.currencies:
@@ -120,7 +120,7 @@ class IndexPoller(CurrencyPoller):
                 "timestamp": server_ms,
             },
             currency=spec.code,
-            received_at=now_utc(self.clock),
+            received_at=self.clock.utc_now(),
         )
 
     async def _dvol(self, spec: CurrencySpec) -> None:
@@ -134,7 +134,7 @@ class IndexPoller(CurrencyPoller):
         if start > end:
             return
         rows = await self._read(
-            fetch_dvol(self.rest, spec, start, end, now_utc(self.clock)), "DVOL", spec.index_name
+            fetch_dvol(self.rest, spec, start, end, self.clock.utc_now()), "DVOL", spec.index_name
         )
         if rows is None:
             return
@@ -142,5 +142,5 @@ class IndexPoller(CurrencyPoller):
             self.sink.add(INDEX_PRICES, None, row)
             self.rows_written += 1
             self.dvol_cursor_ms[spec.code] = max(
-                self.dvol_cursor_ms.get(spec.code, 0), dt_ms(row.timestamp)
+                self.dvol_cursor_ms.get(spec.code, 0), ms_from_utc(row.timestamp)
             )
