@@ -211,6 +211,12 @@ VALUES
     ('writer_batches', 'batch_id', 'id of the writer transaction, written inside it'),
     ('writer_batches', 'replayed', 'true when the batch was written by a spool replay (the original never committed)'),
     ('writer_batches', 'created_at', 'when the batch was written (UTC); pruned after a day'),
+    -- backfill_progress: how far each backfill range got (041)
+    ('backfill_progress', 'job', 'the backfill range''s name: its parts, start and end (python -m scripts.backfill)'),
+    ('backfill_progress', 'currency', 'currency code of the range, e.g. BTC'),
+    ('backfill_progress', 'what', 'the part: trades, ohlcv, funding or index'),
+    ('backfill_progress', 'cursor', 'JSON: where the part goes on from (its rows before it are stored)'),
+    ('backfill_progress', 'updated_at', 'when the cursor was saved (UTC)'),
     -- backups: one row per backup and restore test (040)
     ('backups', 'id', 'row id'),
     ('backups', 'kind', 'backup or restore_test'),

@@ -21,7 +21,7 @@ GRANT USAGE ON SCHEMA public TO :"writer";
 -- index prices are append-only for it: it can add a row, never change or delete one.
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO :"writer";
 GRANT UPDATE ON options_ohlcv, perpetuals_ohlcv, futures_ohlcv, instruments, data_gaps,
-                collector_status, spool_offsets TO :"writer";
+                collector_status, spool_offsets, backfill_progress TO :"writer";
 -- spool offsets of replayed segments, resolved batch ids, rejected_messages past retention
 GRANT DELETE ON collector_status, spool_offsets, writer_batches, rejected_messages TO :"writer";
 -- the schema's own bookkeeping is the owner's

@@ -237,7 +237,7 @@ def test_quote_tables_keep_one_index_and_upgrades_drop_the_default_one(migrated:
 
 
 async def test_newest_timestamp_reads_the_newest_chunk(migrated: str) -> None:
-    from scripts.collectors.realtime.trade_repair import newest_timestamp
+    from scripts.storage.queries import newest_timestamp
 
     assert await newest_timestamp(migrated, "btc_option_quotes") is None
     t0 = datetime(2025, 3, 1, tzinfo=UTC)

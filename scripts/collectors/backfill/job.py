@@ -24,7 +24,6 @@ again with the same arguments resumes where the database is, and every write is 
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from scripts.deribit.rest import DeribitRestClient
 from scripts.normalize.bars import parse_tradingview
 from scripts.normalize.instruments import parse_instrument
 from scripts.normalize.trades import parse_trades
+from scripts.storage import queries
 from scripts.storage.tables import (
     FUNDING_RATES,
     FUTURES_OHLCV,
@@ -67,22 +67,6 @@ TRADES_PAGE = 1000
 TRADES_PAGE_MAX = 10_000
 FUNDING_WINDOW_MS = 7 * 86_400_000
 DVOL_WINDOW_MS = 12 * 3_600_000
-
-PROGRESS_DDL = """
-CREATE TABLE IF NOT EXISTS backfill_progress (
-    job        text        NOT NULL,
-    currency   text        NOT NULL,
-    what       text        NOT NULL,
-    cursor     text        NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job, currency, what)
-)
-"""
-SAVE_SQL = (
-    "INSERT INTO backfill_progress (job, currency, what, cursor, updated_at) "
-    "VALUES (%s, %s, %s, %s, now()) ON CONFLICT (job, currency, what) DO UPDATE SET "
-    "cursor = EXCLUDED.cursor, updated_at = now()"
-)
 
 
 class BackfillError(Exception):
@@ -158,13 +142,7 @@ class Backfill:
     # -- progress ----------------------------------------------------------------------------
     async def _load(self, what: str) -> Any:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT cursor FROM backfill_progress"
-                " WHERE job = %s AND currency = %s AND what = %s",
-                (self.job.name, self.job.spec.code, what),
-            )
-            row = await cur.fetchone()
-        return None if row is None else json.loads(row[0])
+            return await queries.load_backfill_cursor(conn, self.job.name, self.job.spec.code, what)
 
     async def _commit(self, what: str, cursor: Any) -> None:
         """Flushes the writer; once the rows are in the database, records `cursor`."""
@@ -173,8 +151,8 @@ class Backfill:
                 f"the database did not take the rows of {what}; progress kept, run again later"
             )
         async with self.pool.connection() as conn:
-            await conn.execute(
-                SAVE_SQL, (self.job.name, self.job.spec.code, what, json.dumps(cursor))
+            await queries.save_backfill_cursor(
+                conn, self.job.name, self.job.spec.code, what, cursor
             )
 
     def _count(self, what: str, n: int) -> int:
@@ -187,8 +165,6 @@ class Backfill:
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, int]:
-        async with self.pool.connection() as conn:
-            await conn.execute(PROGRESS_DDL)
         steps: dict[str, Callable[[], Any]] = {
             "trades": self.trades,
             "ohlcv": self.ohlcv,

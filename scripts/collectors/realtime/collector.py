@@ -69,7 +69,7 @@ from scripts.collectors.realtime.instruments import OptionChain
 from scripts.collectors.realtime.router import MessageRouter
 from scripts.collectors.realtime.socket_events import SocketEvents
 from scripts.collectors.realtime.trade_coverage import POLL_S, TradeCoverage, read_mark
-from scripts.collectors.realtime.trade_repair import TradeRepairer, newest_timestamp
+from scripts.collectors.realtime.trade_repair import TradeRepairer
 from scripts.collectors.realtime.trade_watch import TradeWatch
 from scripts.collectors.rejects import Rejects
 from scripts.config import Settings
@@ -79,6 +79,7 @@ from scripts.deribit.ws import subscribe_limiter
 from scripts.deribit.ws_pool import DeribitWsPool
 from scripts.normalize.quote_ivs import ForwardCurves
 from scripts.runtime import Job, run_tasks
+from scripts.storage import queries
 from scripts.storage.status import WriterStatus
 from scripts.storage.tables import OPTION_QUOTES, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
@@ -253,8 +254,12 @@ class OptionsRealtimeCollector(SocketEvents):
         now_s = self.clock.now()
         # Never from the future: rows stamped ahead (stored before they were refused) would
         # make the start-up repair look for trades newer than them.
-        newest_trade = _not_after(await newest_timestamp(s.database_url, self.trades_table), now_s)
-        newest_quote = _not_after(await newest_timestamp(s.database_url, self.quotes_table), now_s)
+        newest_trade = _not_after(
+            await queries.newest_timestamp(s.database_url, self.trades_table), now_s
+        )
+        newest_quote = _not_after(
+            await queries.newest_timestamp(s.database_url, self.quotes_table), now_s
+        )
         reason = "first start"
         if newest_trade is not None:
             reason = "collector start"

@@ -52,15 +52,7 @@ class QuoteRepeats:
         """Reads the newest stored quote of each of `names` (after a restart)."""
         if not names:
             return
-        import psycopg
-        from psycopg import sql
+        from scripts.storage.queries import newest_quotes
 
-        query = sql.SQL(
-            'SELECT n, q.* FROM unnest(%s::text[]) AS n, LATERAL (SELECT "timestamp", '
-            "best_bid_price, best_bid_amount, best_ask_price, best_ask_amount "
-            'FROM {} WHERE instrument_name = n ORDER BY "timestamp" DESC LIMIT 1) AS q'
-        ).format(sql.Identifier(table))
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            cur = await conn.execute(query, (names,))
-            for name, *values in await cur.fetchall():
-                self.last.setdefault(name, tuple(values))
+        for name, *values in await newest_quotes(database_url, table, names):
+            self.last.setdefault(name, tuple(values))

@@ -68,7 +68,7 @@ from scripts.storage.status import WriterStatus
 from scripts.storage.tables import DATA_GAPS, OPTION_TRADES
 from scripts.storage.writer import BatchWriter
 
-__all__ = ["SeqHole", "TradeRepairer", "TradeWatch", "Window", "newest_timestamp"]  # (re-exports)
+__all__ = ["SeqHole", "TradeRepairer", "TradeWatch", "Window"]  # (re-exports)
 
 log = logging.getLogger(__name__)
 
@@ -371,23 +371,3 @@ class TradeRepairer:
 
 
 REPAIR_SOURCE = "public/get_last_trades_by_currency_and_time"
-
-
-async def newest_timestamp(database_url: str, table: str) -> datetime | None:
-    """max(timestamp) of a per-currency table, None when it is empty."""
-    import psycopg
-    from psycopg import sql
-
-    # The newest chunk first: the quote tables have no index on "timestamp" alone, and
-    # runtime chunk exclusion keeps this to one chunk (schema/007_quotes_indexes.sql).
-    newest_chunk = sql.SQL(
-        'SELECT max("timestamp") FROM {} WHERE "timestamp" >= coalesce((SELECT max(range_start) '
-        "FROM timescaledb_information.chunks WHERE hypertable_schema = current_schema() "
-        "AND hypertable_name = %s), '-infinity')"
-    ).format(sql.Identifier(table))
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        row = await (await conn.execute(newest_chunk, (table,))).fetchone()
-        if row is None or row[0] is None:  # the newest chunk is empty (rows deleted): all
-            q = sql.SQL("SELECT max(timestamp) FROM {}").format(sql.Identifier(table))
-            row = await (await conn.execute(q)).fetchone()
-    return row[0] if row else None

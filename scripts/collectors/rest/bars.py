@@ -27,7 +27,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from scripts.clock import Clock, ms_from_utc, utc_from_ms
@@ -38,6 +38,7 @@ from scripts.logs import OncePerKey
 from scripts.models import InstrumentRow
 from scripts.normalize.bars import parse_tradingview
 from scripts.normalize.common import MalformedMessage, opt_num
+from scripts.storage import queries
 from scripts.storage.tables import FUTURES_OHLCV, OPTION_TRADES, PERPETUALS_OHLCV
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,9 @@ class FutureBarsPoller:
         """Newest stored bar of every instrument, so a restart fills from there."""
         async with self.pool.connection() as conn:
             for spec in (PERPETUALS_OHLCV, FUTURES_OHLCV):
-                cur = await conn.execute(
-                    sql.SQL(
-                        "SELECT instrument_name, max(timestamp) FROM {} WHERE resolution = %s "
-                        "GROUP BY instrument_name"
-                    ).format(sql.Identifier(spec.table_name())),
-                    (RESOLUTION,),
-                )
-                for name, newest in await cur.fetchall():
-                    self.cursor_ms[name] = ms_from_utc(newest)
+                newest = await queries.newest_per_instrument(conn, spec.table_name(), RESOLUTION)
+                for name, at in newest.items():
+                    self.cursor_ms[name] = ms_from_utc(at)
 
     async def poll(self, _deadline: float | None = None) -> None:
         last_closed = last_closed_minute_ms(self.clock.now_ms())
@@ -157,63 +152,7 @@ class FutureBarsPoller:
             start = chunk_end + MINUTE_MS
 
 
-def _trades_aggregate_sql(trades_table: str) -> sql.Composed:
-    return sql.SQL(
-        """
-        WITH counted AS (
-            SELECT instrument_name, date_trunc('minute', timestamp) AS minute, count(*) AS n
-            FROM {trades}
-            WHERE timestamp >= %(late_from)s AND timestamp < %(to)s
-            GROUP BY 1, 2
-        ), touched AS (
-            -- The recent minutes, and any older one whose bar does not count every trade
-            -- stored for it now (trades that landed late: repaired, replayed from a spool).
-            SELECT c.instrument_name, c.minute
-            FROM counted c
-            LEFT JOIN options_ohlcv o
-              ON o.instrument_name = c.instrument_name AND o.resolution = %(resolution)s
-             AND o.timestamp = c.minute
-            WHERE c.minute >= %(from)s OR o.trade_count IS DISTINCT FROM c.n
-        )
-        INSERT INTO options_ohlcv AS t (timestamp, instrument_name, currency, resolution,
-            open, high, low, close, volume, trade_count, mark_iv_close, mark_price_close,
-            trade_iv_vwap, received_at)
-        SELECT touched.minute, tr.instrument_name, %(currency)s, %(resolution)s,
-            (array_agg(tr.price ORDER BY tr.timestamp, tr.trade_seq, tr.trade_id))[1],
-            max(tr.price), min(tr.price),
-            (array_agg(tr.price
-                ORDER BY tr.timestamp DESC, tr.trade_seq DESC, tr.trade_id DESC))[1],
-            sum(tr.amount), count(*), NULL, NULL,
-            sum(tr.iv * tr.amount) FILTER (WHERE tr.iv IS NOT NULL)
-                / NULLIF(sum(tr.amount) FILTER (WHERE tr.iv IS NOT NULL), 0),
-            %(received_at)s
-        FROM touched JOIN {trades} tr
-          ON tr.instrument_name = touched.instrument_name
-         AND tr.timestamp >= touched.minute AND tr.timestamp < touched.minute + interval '1 minute'
-        GROUP BY touched.minute, tr.instrument_name
-        ON CONFLICT (instrument_name, resolution, timestamp) DO UPDATE SET
-            open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-            close = EXCLUDED.close, volume = EXCLUDED.volume,
-            trade_count = EXCLUDED.trade_count, trade_iv_vwap = EXCLUDED.trade_iv_vwap,
-            received_at = EXCLUDED.received_at
-        """
-    ).format(trades=sql.Identifier(trades_table))
-
-
 LATE_SCAN_EVERY = timedelta(minutes=5)
-
-MARKS_SQL = sql.SQL(
-    """
-    INSERT INTO options_ohlcv AS t (timestamp, instrument_name, currency, resolution,
-        open, high, low, close, volume, trade_count, mark_iv_close, mark_price_close,
-        trade_iv_vwap, received_at)
-    SELECT %(minute)s, m.name, %(currency)s, %(resolution)s, NULL, NULL, NULL, NULL, 0, 0,
-        m.iv, m.price, NULL, %(received_at)s
-    FROM unnest(%(names)s::text[], %(ivs)s::float8[], %(prices)s::float8[]) AS m(name, iv, price)
-    ON CONFLICT (instrument_name, resolution, timestamp) DO UPDATE SET
-        mark_iv_close = EXCLUDED.mark_iv_close, mark_price_close = EXCLUDED.mark_price_close
-    """
-)
 
 
 def parse_summary_marks(
@@ -265,20 +204,17 @@ class OptionBarsPoller:
         self.bars_upserted = 0
         self.marks_written = 0
         self.rejected = 0
-        self._aggregate_sql = _trades_aggregate_sql(OPTION_TRADES.table_name(spec.code))
+        trades_table = OPTION_TRADES.table_name(spec.code)
+        self._aggregate_sql = queries.option_bars_from_trades_sql(trades_table)
         self._once = OncePerKey(log)
 
     async def load_cursor(self) -> None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT max(timestamp) FROM options_ohlcv WHERE currency = %s AND resolution = %s",
-                (self.spec.code, RESOLUTION),
-            )
-            row = await cur.fetchone()
+            newest = await queries.newest_option_bar(conn, self.spec.code, RESOLUTION)
         # (Trades recorded while this poller was down reach their bars through the count
-        # check of `_trades_aggregate_sql`, whatever their timestamps.)
-        if row is not None and row[0] is not None:
-            self.cursor = row[0] + timedelta(minutes=1)
+        # check of `option_bars_from_trades_sql`, whatever their timestamps.)
+        if newest is not None:
+            self.cursor = newest + timedelta(minutes=1)
 
     async def poll(self, _deadline: float | None = None) -> None:
         started = self.clock.utc_now()
@@ -308,7 +244,7 @@ class OptionBarsPoller:
             self.bars_upserted += max(0, cur.rowcount)
             if marks is not None and marks[0]:
                 await conn.execute(
-                    MARKS_SQL,
+                    queries.OPTION_BAR_MARKS_SQL,
                     {
                         "minute": to - timedelta(minutes=1),
                         "names": marks[0],

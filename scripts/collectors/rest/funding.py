@@ -28,6 +28,7 @@ from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.models import FundingRow
 from scripts.normalize.funding import parse_funding_history
+from scripts.storage import queries
 from scripts.storage.tables import FUNDING_RATES
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,9 @@ class FundingPoller(CurrencyPoller):
 
     async def load_cursors(self) -> None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT instrument_name, max(timestamp) FROM funding_rates GROUP BY 1"
-            )
-            for name, newest in await cur.fetchall():
-                self.cursor_ms[name] = ms_from_utc(newest)
+            newest = await queries.newest_per_instrument(conn, "funding_rates")
+            for name, at in newest.items():
+                self.cursor_ms[name] = ms_from_utc(at)
 
     async def poll(self, _deadline: float | None = None) -> None:
         for spec in self.currencies:

@@ -24,6 +24,7 @@ from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.models import IndexPriceRow
 from scripts.normalize.indices import KIND_DVOL, parse_price_index, parse_volatility_index_data
+from scripts.storage import queries
 from scripts.storage.tables import INDEX_PRICES
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,9 @@ class IndexPoller(CurrencyPoller):
             for spec in self.currencies:
                 if not spec.has_dvol:
                     continue
-                cur = await conn.execute(
-                    "SELECT max(timestamp) FROM index_prices WHERE index_name = %s AND kind = %s",
-                    (spec.index_name, KIND_DVOL),
-                )
-                row = await cur.fetchone()
-                if row is not None and row[0] is not None:
-                    self.dvol_cursor_ms[spec.code] = ms_from_utc(row[0])
+                newest = await queries.newest_index_value(conn, spec.index_name, KIND_DVOL)
+                if newest is not None:
+                    self.dvol_cursor_ms[spec.code] = ms_from_utc(newest)
 
     async def poll(self, _deadline: float | None = None) -> None:
         for spec in self.currencies:
