@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,38 @@ async def until_stopped(stop: asyncio.Event, work: Awaitable[T]) -> tuple[bool, 
     if task.cancelled():
         return False, None
     return True, outcome["value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How the first of `first_finished`'s works ended: its position, and its value or error."""
+
+    index: int
+    value: Any = None
+    error: Exception | None = None
+
+
+async def first_finished(*works: Coroutine[Any, Any, Any]) -> Finished:
+    """Runs `works` together in one TaskGroup; the first to return or raise cancels the others
+    and its outcome is returned (an exception included, not raised). The others' outcomes,
+    errors of their cancellation included, are dropped: they were cut short."""
+    outcome: list[Finished] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def run(index: int, work: Coroutine[Any, Any, Any]) -> None:
+        try:
+            result = Finished(index, value=await work)
+        except Exception as exc:
+            result = Finished(index, error=exc)
+        if not outcome:
+            outcome.append(result)
+            for task in tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+    async with asyncio.TaskGroup() as tg:
+        tasks += [tg.create_task(run(i, w)) for i, w in enumerate(works)]
+    return outcome[0]
 
 
 async def wait_any(events: Iterable[asyncio.Event], limit_s: float) -> None:

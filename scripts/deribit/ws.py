@@ -75,6 +75,7 @@ from scripts.deribit.ws_frames import (
 from scripts.deribit.ws_retry import RefusedRetry
 from scripts.deribit.ws_subscriptions import Subscriptions
 from scripts.retry import backoff_delay
+from scripts.runtime import first_finished
 
 log = logging.getLogger(__name__)
 
@@ -264,25 +265,14 @@ class DeribitWsClient(FrameReading):
     async def _session(self, ws: FastClientConnection, stop: asyncio.Event) -> str:
         self._ws = ws
         self._session_had_data = False
-        reader = asyncio.create_task(self._read_loop(ws), name=f"{self.name}-reader")
-        control = asyncio.create_task(self._control(ws, stop), name=f"{self.name}-control")
-        try:
-            done, _ = await asyncio.wait({reader, control}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (reader, control):
-                task.cancel()
-            for task in (reader, control):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        if control in done and not control.cancelled() and control.exception() is None:
-            return control.result()
-        finished = control if control in done else reader
-        exc = finished.exception() if not finished.cancelled() else None
+        # The reader and the control loop run together; the first to end ends the session.
+        first = await first_finished(self._read_loop(ws), self._control(ws, stop))
+        exc = first.error
+        if exc is None:
+            return first.value if first.index == 1 else "socket closed by the exchange"
         if isinstance(exc, SessionEnded):
             raise exc
-        if exc is not None:
-            raise SessionEnded(f"{type(exc).__name__}: {exc}")
-        return "socket closed by the exchange"
+        raise SessionEnded(f"{type(exc).__name__}: {exc}")
 
     async def _control(self, ws: FastClientConnection, stop: asyncio.Event) -> str:
         hello = {"client_name": self.client_name, "client_version": self.client_version}
