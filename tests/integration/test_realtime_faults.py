@@ -13,7 +13,7 @@ import orjson
 import pytest
 import websockets
 
-from scripts.collectors.realtime.trade_coverage import read_mark
+from scripts.collectors.realtime.trade_checkpoint import read_checkpoint
 from scripts.config import load_settings
 from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
@@ -243,7 +243,7 @@ async def test_a_kill_during_a_repair_is_re_read_after_the_restart(
         truth = truth_trades(fake, 0, newest_ms)
         rows = await db_trades(database_url, 0, newest_ms)
         assert len(rows) < len(truth)
-        lo_ms = read_mark(mark)  # the first start's window, still unread when killed
+        lo_ms = read_checkpoint(mark)  # the first start's window, still unread when killed
         assert lo_ms is not None and lo_ms < newest_ms - 3_600_000
         proc = spawn_collector(env, log)
         await wait_for(

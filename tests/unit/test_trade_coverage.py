@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.collectors.realtime.trade_coverage import SLACK_MS, TradeCoverage, read_mark
+from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint, read_checkpoint
+from scripts.collectors.realtime.trade_coverage import SLACK_MS, TradeCoverage
 from scripts.collectors.realtime.trade_repair import TradeRepairer, TradeWatch
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
@@ -30,9 +31,7 @@ def build(tmp_path: Path) -> tuple[FrozenClock, TradeWatch, TradeRepairer, Trade
     repairer = TradeRepairer(
         spec, rest=rest, writer=writer, clock=clock, watch=watch, max_age_s=86_400
     )
-    coverage = TradeCoverage(
-        clock=clock, watch=watch, repairer=repairer, mark_path=tmp_path / "mark.json"
-    )
+    coverage = TradeCoverage(clock=clock, watch=watch, repairer=repairer)
     return clock, watch, repairer, coverage
 
 
@@ -95,12 +94,32 @@ def test_the_mark_is_written_two_database_flushes_after_it_was_computed(tmp_path
     sock.last_data_market_s = clock.t
     coverage.poll(sock, sock.last_data_market_s)  # the first start's window is queued
     watch.observe([trade(T0 + 1, 1)])
-    coverage.persist(None)
-    assert read_mark(coverage.mark_path) is None
-    # Flush ends (wall time) later than the mark: one flush is not enough ...
-    entry_at = coverage._marks[-1].at
-    coverage.persist(entry_at + 1)
-    assert read_mark(coverage.mark_path) is None
+    checkpoint = TradeCheckpoint(tmp_path / "mark.json")
+    offered_at = 1000.0  # wall time
+    checkpoint.offer(coverage.complete_through_ms(), None, now=offered_at)
+    assert checkpoint.read() is None
+    # Flush ends (wall time) later than the offer: one flush is not enough ...
+    checkpoint.offer(None, offered_at + 1)
+    assert checkpoint.read() is None
     # ... a second one, begun after the first ended, is.
-    coverage.persist(entry_at + 2)
-    assert read_mark(coverage.mark_path) == int(T0 * 1000) - 3_600_000  # the unread window
+    checkpoint.offer(None, offered_at + 2)
+    assert checkpoint.read() == int(T0 * 1000) - 3_600_000  # the unread window
+    assert read_checkpoint(tmp_path / "mark.json") == checkpoint.durable_ms
+
+
+def test_the_checkpoint_with_plain_values(tmp_path: Path) -> None:
+    path = tmp_path / "spool" / "ws-eth.trades-complete.json"
+    checkpoint = TradeCheckpoint(path)
+    assert checkpoint.read() is None  # no file: a first run
+    checkpoint.offer(5_000, None, now=10.0)
+    checkpoint.offer(6_000, 10.5, now=11.0)  # a flush ended after the first offer only
+    assert checkpoint.candidates() == [5_000, 6_000] and checkpoint.durable_ms is None
+    checkpoint.offer(None, 11.5)  # a second flush: the first offer is safe, the second not yet
+    assert checkpoint.durable_ms == 5_000 and checkpoint.read() == 5_000
+    checkpoint.hold_back(5_500)  # trades dropped from 5.5 s: the waiting candidate stops there
+    assert checkpoint.candidates() == [5_500]
+    checkpoint.offer(None, 12.0)
+    assert checkpoint.read() == 5_500
+    path.write_text("not json")
+    assert checkpoint.read() is None  # unreadable: as if absent (the newest stored trade rules)
+    assert TradeCheckpoint(None).read() is None

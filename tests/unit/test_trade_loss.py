@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.collectors.realtime.trade_coverage import TradeCoverage, read_mark
+from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint, read_checkpoint
+from scripts.collectors.realtime.trade_coverage import TradeCoverage
 from scripts.collectors.realtime.trade_repair import TradeRepairer, TradeWatch
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
@@ -51,9 +52,7 @@ def _build(tmp_path: Path) -> tuple[FrozenClock, BatchWriter, TradeRepairer, Tra
     repairer = TradeRepairer(
         currency_spec("ETH"), rest=rest, writer=writer, clock=clock, watch=watch, max_age_s=86_400
     )
-    coverage = TradeCoverage(
-        clock=clock, watch=watch, repairer=repairer, mark_path=tmp_path / "mark.json"
-    )
+    coverage = TradeCoverage(clock=clock, watch=watch, repairer=repairer)
     sock = Socket(connected=True)  # a first start whose stream flows
     coverage.begin(None, "first start")
     coverage.connected()
@@ -69,11 +68,13 @@ async def test_dropped_trades_wait_for_the_database_and_hold_back_the_durable_ma
     tmp_path: Path,
 ) -> None:
     _, writer, repairer, coverage = _build(tmp_path)
-    coverage.persist(None)  # a mark computed before the drop: it counted the trades handed over
+    checkpoint = TradeCheckpoint(tmp_path / "mark.json")
+    # A mark offered before the drop: it counted the trades handed over.
+    checkpoint.offer(coverage.complete_through_ms(), None)
     first, extended = _loss(T0 + 20, T0 + 30), _loss(T0 + 20, T0 + 40)
-    assert [m.mark_ms for m in coverage._marks] == [_ms(T0 + 49)]  # newest trade - slack
-    coverage.rows_lost(_ms(T0 + 20))
-    assert [m.mark_ms for m in coverage._marks] == [_ms(T0 + 20)]  # not written past the drop
+    assert checkpoint.candidates() == [_ms(T0 + 49)]  # newest trade - slack
+    checkpoint.hold_back(_ms(T0 + 20))
+    assert checkpoint.candidates() == [_ms(T0 + 20)]  # not written past the drop
     repairer.request_lost(first)
     repairer.request_lost(extended)  # the same row, extended: one read, to its latest end
     repairer.request_lost(first)
@@ -87,10 +88,10 @@ async def test_dropped_trades_wait_for_the_database_and_hold_back_the_durable_ma
 
     # Two database flushes complete: the mark written is not past the drop.
     now = time.time()
-    coverage.persist(now + 10)
-    coverage.persist(now + 11)
-    assert coverage.durable_ms is not None and coverage.durable_ms <= _ms(T0 + 20)
-    assert read_mark(tmp_path / "mark.json") == coverage.durable_ms
+    checkpoint.offer(coverage.complete_through_ms(), now + 10)
+    checkpoint.offer(coverage.complete_through_ms(), now + 11)
+    assert checkpoint.durable_ms is not None and checkpoint.durable_ms <= _ms(T0 + 20)
+    assert read_checkpoint(tmp_path / "mark.json") == checkpoint.durable_ms
     assert repairer._lost == {
         (first.table_name, first.scope, first.gap_start, first.reason): extended
     }

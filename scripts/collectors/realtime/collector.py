@@ -58,7 +58,6 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from scripts.clock import Clock, utc_from_s
@@ -68,7 +67,8 @@ from scripts.collectors.realtime.expiry import expired_names
 from scripts.collectors.realtime.instruments import OptionChain
 from scripts.collectors.realtime.router import MessageRouter
 from scripts.collectors.realtime.socket_events import SocketEvents
-from scripts.collectors.realtime.trade_coverage import POLL_S, TradeCoverage, read_mark
+from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint
+from scripts.collectors.realtime.trade_coverage import POLL_S, TradeCoverage
 from scripts.collectors.realtime.trade_repair import TradeRepairer
 from scripts.collectors.realtime.trade_watch import TradeWatch
 from scripts.collectors.rejects import Rejects
@@ -87,7 +87,6 @@ from scripts.storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0  # wall seconds between updates of the status details
-MARK_FILE_SUFFIX = ".trades-complete.json"
 
 
 def _dt(market_s: float) -> datetime:
@@ -138,10 +137,8 @@ class OptionsRealtimeCollector(SocketEvents):
             status=self.status,
         )
         self.repairer.rejects = self.rejects
-        self.mark_path = Path(s.spool_dir) / f"{writer.collector_name}{MARK_FILE_SUFFIX}"
-        self.coverage = TradeCoverage(
-            clock=clock, watch=self.watch, repairer=self.repairer, mark_path=self.mark_path
-        )
+        self.checkpoint = TradeCheckpoint.beside_spool(s.spool_dir, writer.collector_name)
+        self.coverage = TradeCoverage(clock=clock, watch=self.watch, repairer=self.repairer)
         self.chain = OptionChain(
             spec,
             rest=rest,
@@ -264,7 +261,7 @@ class OptionsRealtimeCollector(SocketEvents):
         if newest_trade is not None:
             reason = "collector start"
             self.repair_from_ms = int(newest_trade.timestamp() * 1000)
-            mark = read_mark(self.mark_path)  # older when a repair was pending at the end
+            mark = self.checkpoint.read()  # older when a repair was pending at the end
             if mark is not None and mark < self.repair_from_ms:
                 log.info("%s: re-reading trades from %s", self.trades_table, _dt(mark / 1000))
                 self.repair_from_ms = mark
@@ -300,7 +297,7 @@ class OptionsRealtimeCollector(SocketEvents):
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.update_status()
-            self.coverage.persist(self.status.last_db_flush_at)
+            self.checkpoint.offer(self.coverage.complete_through_ms(), self.status.last_db_flush_at)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
 
@@ -326,7 +323,7 @@ class OptionsRealtimeCollector(SocketEvents):
                 "trades_recovered": self.repairer.trades_recovered,
                 "rest_pages": self.repairer.rest_pages,
                 "silences": self.coverage.silences,
-                "complete_through_ms": self.coverage.durable_ms,
+                "complete_through_ms": self.checkpoint.durable_ms,
             },
             "book_snapshots": self.snapshotter.snapshots,
             "quote_forwards": {

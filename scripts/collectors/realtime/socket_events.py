@@ -14,6 +14,7 @@ from typing import Any
 from scripts.clock import Clock, utc_from_s
 from scripts.collectors.realtime.instruments import OptionChain
 from scripts.collectors.realtime.router import MessageRouter
+from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint
 from scripts.collectors.realtime.trade_coverage import TradeCoverage
 from scripts.collectors.realtime.trade_repair import TradeRepairer
 from scripts.collectors.rejects import Rejects, channel_of_raw
@@ -41,6 +42,7 @@ class SocketEvents:
     pool: DeribitWsPool
     chain: OptionChain
     coverage: TradeCoverage
+    checkpoint: TradeCheckpoint
     repairer: TradeRepairer
     rejects: Rejects
     client_version: str
@@ -189,7 +191,7 @@ class SocketEvents:
         database is back; other tables (quotes, books) have no repair path and keep its row."""
         if gap.table_name != self.trades_table:
             return
-        self.coverage.rows_lost(math.floor(gap.gap_start.timestamp() * 1000))
+        self.checkpoint.hold_back(math.floor(gap.gap_start.timestamp() * 1000))
         self.repairer.request_lost(gap)
 
     def _gap(self, table: str, scope: str, start: datetime, end: datetime, reason: str) -> None:

@@ -12,26 +12,15 @@ data watchdog). Sockets are polled every POLL_S wall seconds, not hooked per mes
 hot path stays as it is, and the window end is taken when the poll sees the data, which is
 never earlier.
 
-Durable mark: `complete_through_ms()` is the exchange time up to which every trade has been
-handed to the writer (the oldest of: the stream's newest trade minus a slack, a window not
-yet re-read, a window being re-read). It is written to a small JSON file next to the spool
-once two database flushes have completed after it was computed (the second one began after
-it, so it took every row added before), and read at the next start: a restart then re-reads
-from the older of this mark and the newest stored trade, so a process killed while a repair
-was pending or in flight leaves no hole behind the newest stored trade. Without the file
-(first run, a new volume) the newest stored trade is used, as before.
+`complete_through_ms()` is the exchange time up to which every trade has been handed to the
+writer (the oldest of: the stream's newest trade minus a slack, a window not yet re-read, a
+window being re-read); the collector offers it to the trade checkpoint
+(`trade_checkpoint.py`), which keeps it across restarts once the database has it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-import time
-from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from scripts.clock import Clock
@@ -45,7 +34,6 @@ SILENCE_S = 5.0  # market seconds without notifications (markprice comes every s
 SILENCE_WALL_S = 0.25  # ... and at least this many wall seconds (event-loop hiccups)
 SLACK_MS = 1000  # a window starts this far before the newest trade the stream delivered
 SLACK_WALL_S = 0.5  # ... and ends this much wall time (as market time) after "now"
-MARKS_KEPT = 600  # candidate marks waiting for two flushes (one a second; the DB may be down)
 
 
 class Socket(Protocol):
@@ -53,13 +41,6 @@ class Socket(Protocol):
 
     connected: bool
     last_data_market_s: float | None
-
-
-@dataclass(slots=True)
-class _Mark:
-    at: float  # wall time it was computed
-    mark_ms: int
-    first_flush: float | None = None  # the end of the first database flush after `at`
 
 
 class _Open(NamedTuple):
@@ -78,20 +59,16 @@ class TradeCoverage:
         clock: Clock,
         watch: TradeWatch,
         repairer: TradeRepairer,
-        mark_path: Path | None,
         silence_s: float = SILENCE_S,
     ) -> None:
         self.clock = clock
         self.watch = watch
         self.repairer = repairer
-        self.mark_path = mark_path
         self.silence_s = silence_s
         self.stream_from_ms: int | None = None  # the stream flows (was seen to) since then
         self._open: _Open | None = None
         self._silent_since: float | None = None
         self._silent_from_ms = 0
-        self._marks: deque[_Mark] = deque(maxlen=MARKS_KEPT)
-        self.durable_ms: int | None = None  # the mark last written to the file
         self.silences = 0
 
     # ---- windows ------------------------------------------------------------------------------
@@ -170,7 +147,7 @@ class TradeCoverage:
             reason = f"trade socket silent for {silent:.0f} s"
             self.repairer.request_window(self._silent_from_ms, self._end_ms(), reason)
 
-    # ---- the durable mark ---------------------------------------------------------------------
+    # ---- what the checkpoint is offered -----------------------------------------------------
     def complete_through_ms(self) -> int | None:
         """Every trade up to here has been handed to the writer (None: nothing is known)."""
         floors: list[int] = []
@@ -186,53 +163,3 @@ class TradeCoverage:
         if pending is not None:
             floors.append(pending)
         return min(floors)
-
-    def rows_lost(self, start_ms: int) -> None:
-        """The writer dropped trades from `start_ms` on: marks not yet written may not pass it.
-
-        (Marks computed before the drop counted those trades as handed to the writer; later
-        marks are held back by the repairer's floor until the window is re-read.)"""
-        for m in self._marks:
-            m.mark_ms = min(m.mark_ms, start_ms)
-
-    def persist(self, last_db_flush_at: float | None) -> None:
-        """Writes the mark computed two completed database flushes ago (see the module doc)."""
-        mark = self.complete_through_ms()
-        if mark is not None:
-            self._marks.append(_Mark(time.time(), mark))
-        if last_db_flush_at is None:
-            return
-        for m in self._marks:
-            if m.first_flush is None and last_db_flush_at > m.at:
-                m.first_flush = last_db_flush_at
-        safe: int | None = None
-        while self._marks:
-            first = self._marks[0].first_flush
-            if first is None or last_db_flush_at <= first:
-                break
-            safe = self._marks.popleft().mark_ms
-        if safe is not None and safe != self.durable_ms:
-            self.durable_ms = safe
-            self._write(safe)
-
-    def _write(self, mark_ms: int) -> None:
-        if self.mark_path is None:
-            return
-        tmp = self.mark_path.with_name(f".{self.mark_path.name}.{os.getpid()}.tmp")
-        try:
-            self.mark_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"trades_complete_through_ms": mark_ms}))
-            os.replace(tmp, self.mark_path)
-        except OSError as exc:
-            log.warning("could not write %s: %s", self.mark_path, exc)
-
-
-def read_mark(path: Path | None) -> int | None:
-    """The mark a previous run left in `path`, or None (missing or unreadable)."""
-    if path is None:
-        return None
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        value = json.loads(path.read_text()).get("trades_complete_through_ms")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
