@@ -152,3 +152,41 @@ async def test_interrupted_backfill_resumes_to_the_same_rows(
         assert whole["index_prices"]
         done = fetch(resumed_db, "SELECT what, cursor FROM backfill_progress WHERE what = 'trades'")
         assert '"done": true' in done[0][1]
+
+
+async def test_more_than_a_page_of_trades_in_one_millisecond_is_backfilled_whole(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The backfill pages trades with the real-time repair's pager: 2,500 trades in one
+    millisecond (more than a page of 1,000) are read by `start_id`, each stored once."""
+    config = _market()
+    # The clock ten market minutes past the market's start: the burst, made at the start, is
+    # then in the past, where the backfill reads.
+    clock = SimClock.starting_now(config.start_ms / 1000 + 600, 5.0)
+    start_s = config.start_ms / 1000
+    window = ["--since", _iso(start_s - HOUR_S), "--until", _iso(start_s + 300)]
+    args = parse_args(["--currency", "BTC", *window, "--what", "trades"])
+    make_schema(database_url, ("BTC",))
+    fake = FakeDeribit(config, clock=clock)
+    name = next(n for n, i in fake.market.by_name.items() if i.kind == "option")
+    burst_ms = fake.market.add_trade_burst(name, 2500)
+    async with fake:
+        limiters = LimiterSet.build(clock, requests_per_s=50, burst=50)
+        settings = fake_settings(fake, database_url, tmp_path)
+        run = run_backfill(settings, args, asyncio.Event(), apply_schema=False, limiters=limiters)
+        assert await run == 0
+        by_id = fake.stats.rest_calls_by_method["public/get_last_trades_by_currency"]
+    stored = fetch(
+        database_url,
+        "SELECT trade_id, (extract(epoch from timestamp) * 1000)::bigint FROM btc_option_trades",
+    )
+    ids = [r[0] for r in stored]
+    assert len(ids) == len(set(ids))  # none twice
+    truth = sorted(
+        t["trade_id"]
+        for t in fake.market.trades.currency("BTC", "option").trades
+        if args.since_ms <= t["timestamp"] < args.until_ms
+    )
+    assert sorted(ids) == truth
+    assert sum(1 for _, ms in stored if ms == burst_ms) == 2500
+    assert by_id >= 2  # the millisecond was paged by start_id

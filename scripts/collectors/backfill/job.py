@@ -24,6 +24,7 @@ again with the same arguments resumes where the database is, and every write is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from scripts.collectors.rest.bars import (
 from scripts.collectors.rest.catalog import is_perpetual
 from scripts.collectors.rest.funding import fetch_funding
 from scripts.collectors.rest.indices import fetch_dvol
+from scripts.collectors.trade_pages import TradePager
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.normalize.bars import parse_tradingview
@@ -63,8 +65,6 @@ from scripts.storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 PARTS = ("trades", "ohlcv", "funding", "index")
-TRADES_PAGE = 1000
-TRADES_PAGE_MAX = 10_000
 FUNDING_WINDOW_MS = 7 * 86_400_000
 DVOL_WINDOW_MS = 12 * 3_600_000
 
@@ -177,53 +177,54 @@ class Backfill:
         return dict(self.rows)
 
     async def trades(self) -> None:
+        """Option trades of the range from the history host, by the same pager as the
+        real-time repairs (`collectors/trade_pages.py`); where it got to is saved after each
+        page: the newest timestamp stored and the ids stored at it (pages overlap there)."""
         job, spec = self.job, self.job.spec
         state = await self._load("trades") or {"ts": job.since_ms, "ids": []}
         if state.get("done"):
             return
         ts: int = state["ts"]
         seen_at_ts: set[str] = set(state["ids"])
-        count = TRADES_PAGE
         end = job.until_ms - 1
-        while ts <= end:
-            page = await self.history.get_last_trades_by_currency_and_time(
-                spec.api_currency, ts, end, kind="option", count=count, sorting="asc"
-            )
-            raw = [t for t in page.get("trades") or [] if isinstance(t, dict)]
-            fresh = [
-                t
-                for t in raw
-                if not (t.get("timestamp") == ts and str(t.get("trade_id")) in seen_at_ts)
-                and str(t.get("instrument_name", "")).startswith(spec.instrument_prefix)
-                and isinstance(t.get("timestamp"), int)
-                and ts <= t["timestamp"] <= end
-            ]
-            rows = parse_trades(fresh, received_at=self.clock.utc_now())
-            self.writer.add_many(OPTION_TRADES, spec.code, rows)
-            stamps = [t["timestamp"] for t in raw if isinstance(t.get("timestamp"), int)]
-            has_more = bool(page.get("has_more"))
-            if not stamps or not has_more:
-                await self._commit("trades", {"ts": end + 1, "ids": [], "done": True})
-                self.progress.update(
-                    "trades", spec.code, end, self._count("trades", len(rows)), 1.0
-                )
-                return
-            newest = max(stamps)
-            if newest == ts and not fresh:
-                if count >= TRADES_PAGE_MAX:
-                    raise BackfillError(
-                        f"more than {count} trades at {ts} ms: cannot page past them"
-                    )
-                count = min(TRADES_PAGE_MAX, count * 2)  # one ms holds more trades than a page
-                continue
-            at_newest = {str(t.get("trade_id")) for t in raw if t.get("timestamp") == newest}
-            seen_at_ts = (seen_at_ts | at_newest) if newest == ts else at_newest
-            ts = newest
-            count = TRADES_PAGE
-            await self._commit("trades", {"ts": ts, "ids": sorted(seen_at_ts)})
-            self.progress.update(
-                "trades", spec.code, ts, self._count("trades", len(rows)), self._fraction(ts)
-            )
+        pager = TradePager(spec.api_currency)
+        try:
+            async with contextlib.aclosing(pager.pages(self.history, {}, ts, end)) as pages:
+                async for raw in pages:
+                    page = [t for t in raw if isinstance(t, dict)] if isinstance(raw, list) else []
+                    n = self._store_trades(page, ts, seen_at_ts, end)
+                    stamps = [t["timestamp"] for t in page if isinstance(t.get("timestamp"), int)]
+                    if not stamps:
+                        continue
+                    newest = max(stamps)
+                    at_newest = {
+                        str(t.get("trade_id")) for t in page if t.get("timestamp") == newest
+                    }
+                    seen_at_ts = (seen_at_ts | at_newest) if newest == ts else at_newest
+                    ts = newest
+                    await self._commit("trades", {"ts": ts, "ids": sorted(seen_at_ts)})
+                    count = self._count("trades", n)
+                    self.progress.update("trades", spec.code, ts, count, self._fraction(ts))
+        except ValueError as exc:  # the pager could not move past a millisecond
+            raise BackfillError(f"trades at {ts} ms: {exc}") from exc
+        await self._commit("trades", {"ts": end + 1, "ids": [], "done": True})
+        self.progress.update("trades", spec.code, end, self._count("trades", 0), 1.0)
+
+    def _store_trades(self, page: list[dict[str, Any]], ts: int, seen: set[str], end: int) -> int:
+        """Stores the trades of a page that are new (not at `ts` with an id in `seen`), of this
+        currency's options and in range; returns how many."""
+        spec = self.job.spec
+        fresh = [
+            t
+            for t in page
+            if not (t.get("timestamp") == ts and str(t.get("trade_id")) in seen)
+            and str(t.get("instrument_name", "")).startswith(spec.instrument_prefix)
+            and isinstance(t.get("timestamp"), int)
+            and ts <= t["timestamp"] <= end
+        ]
+        rows = parse_trades(fresh, received_at=self.clock.utc_now())
+        self.writer.add_many(OPTION_TRADES, spec.code, rows)
+        return len(rows)
 
     async def _futures(self) -> list[tuple[str, bool, int, int]]:
         """(name, perpetual, first bar ms, last bar ms) of every perpetual/future in range."""

@@ -9,7 +9,7 @@ such window and re-reads it (shared/docs/deribit-protocol.md §7-8):
   nothing) and `trade_seq` per instrument (a jump above 1 is a hole: re-read by sequence
   number).
 - `TradeRepairer` re-reads windows by time and instrument holes by `trade_seq` (the paging is
-  in trade_pages.py; windows, merged, in trade_windows.py), deduplicated by trade_id.
+  in collectors/trade_pages.py; windows, merged, in trade_windows.py), deduplicated by trade_id.
   Rows go to the writer; `{cur}_option_trades` is unique on (trade_id, timestamp), so what
   the stream already delivered is skipped by the database. Requests wait for REST credits.
 - A repaired window is recorded in `data_gaps` with repaired=True when it was a disconnect or
@@ -48,7 +48,6 @@ from typing import Any
 
 from scripts.clock import Clock, floor_ms_from_utc, utc_from_ms
 from scripts.collectors.realtime.expiry import expired_names
-from scripts.collectors.realtime.trade_pages import TradePager
 from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
 from scripts.collectors.realtime.trade_windows import (
     HISTORY_LAG_MS,
@@ -58,6 +57,7 @@ from scripts.collectors.realtime.trade_windows import (
     merge_windows,
 )
 from scripts.collectors.rejects import Rejects
+from scripts.collectors.trade_pages import TradePager
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
 from scripts.models import GapRow, TradeRow

@@ -1,15 +1,18 @@
-"""Trades of one currency's options read back through REST, page by page (trade_repair.py).
+"""Trades of one currency's options read through REST, page by page: the real-time collector's
+repairs (realtime/trade_repair.py) and the backfill (backfill/job.py) use the same pager.
 
 Windows are paged on the last timestamp (`get_last_trades_by_currency_and_time`, sorting asc).
 A page of PAGE_COUNT trades that all share the millisecond it started from cannot be paged by
 time: that millisecond is read with `get_last_trades_by_currency` bounded to it and paged by
 `start_id`. Instrument holes are paged by `trade_seq` (`get_last_trades_by_instrument`). Each
-page's raw trades go to a sink that stores them and says how many the stream had missed.
+page's raw trades go to the caller (`pages`) or to a sink that stores them and says how many the
+stream had missed (`read_window`, `read_seqs`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from scripts.deribit.rest import DeribitRestClient
@@ -28,16 +31,12 @@ class TradePager:
         self.rest_pages = 0
         self.id_pages = 0  # pages read by start_id (a millisecond holding over 1000 trades)
 
-    async def read_window(
-        self,
-        client: DeribitRestClient,
-        extra: dict[str, Any],
-        start: int,
-        end_ms: int,
-        sink: PageSink,
-    ) -> int:
-        """Reads [start, end_ms] from one host; returns the sink's count of missed trades."""
-        recovered = 0
+    async def pages(
+        self, client: DeribitRestClient, extra: dict[str, Any], start: int, end_ms: int
+    ) -> AsyncGenerator[Any, None]:
+        """Every raw page of option trades in [start, end_ms], oldest first, each yielded
+        before the next is asked for (the caller stores it, and may save where it got to).
+        Pages overlap by the millisecond they start at: callers drop trades they have."""
         for _ in range(MAX_PAGES_PER_WINDOW):
             result = await client.call_dict(
                 "get_last_trades_by_currency_and_time",
@@ -51,27 +50,25 @@ class TradePager:
             )
             self.rest_pages += 1
             raw = result.get("trades") or []
-            recovered += sink(raw)  # refuses bad elements one by one
+            yield raw
             trades = _dicts(raw)
-            if not result.get("has_more") or not trades:
-                break
-            last_ms = max(int(t.get("timestamp", start)) for t in trades)
-            if last_ms <= start and len(trades) >= PAGE_COUNT:
-                recovered += await self._read_millisecond(client, extra, start, trades, sink)
+            # (Elements without an integer timestamp were refused by the caller; page past them.)
+            stamps = [t["timestamp"] for t in trades if type(t.get("timestamp")) is int]
+            if not result.get("has_more") or not stamps:
+                return
+            last_ms = max(stamps)
+            if last_ms <= start:
+                if len(trades) < PAGE_COUNT:  # "more" yet nothing past `start`: say so
+                    raise ValueError(f"a page with more to come did not move past {start}")
+                async for page in self._millisecond(client, extra, start, trades):
+                    yield page
                 last_ms = start + 1  # that millisecond is read whole
-            start = max(start, last_ms)
-        return recovered
+            start = last_ms
 
-    async def _read_millisecond(
-        self,
-        client: DeribitRestClient,
-        extra: dict[str, Any],
-        ms: int,
-        page: list[Any],
-        sink: PageSink,
-    ) -> int:
-        """Reads every trade of one millisecond by `start_id` (more than a page share it)."""
-        recovered = 0
+    async def _millisecond(
+        self, client: DeribitRestClient, extra: dict[str, Any], ms: int, page: list[Any]
+    ) -> AsyncGenerator[Any, None]:
+        """The pages of one millisecond by `start_id` (more than a page share it)."""
         for _ in range(MAX_PAGES_PER_WINDOW):
             last_id = str(page[-1].get("trade_id"))
             result = await client.call_dict(
@@ -87,15 +84,29 @@ class TradePager:
             )
             self.rest_pages += 1
             self.id_pages += 1
-            raw: Any = (result.get("trades") or []) if isinstance(result, dict) else None
-            fresh = sink(raw)
+            raw = result.get("trades") or []
+            yield raw
             page = _dicts(raw)
-            recovered += fresh
             if not result.get("has_more") or not page:
-                return recovered
+                return
             if str(page[-1].get("trade_id")) == last_id:
                 raise ValueError(f"paging by start_id did not move past {last_id}")
         raise ValueError(f"more than {MAX_PAGES_PER_WINDOW} pages in the millisecond {ms}")
+
+    async def read_window(
+        self,
+        client: DeribitRestClient,
+        extra: dict[str, Any],
+        start: int,
+        end_ms: int,
+        sink: PageSink,
+    ) -> int:
+        """Reads [start, end_ms] from one host; returns the sink's count of missed trades."""
+        recovered = 0
+        async with contextlib.aclosing(self.pages(client, extra, start, end_ms)) as pages:
+            async for raw in pages:
+                recovered += sink(raw)  # refuses bad elements one by one
+        return recovered
 
     async def read_seqs(
         self,
