@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.durability import db, deployments, private_cluster  # noqa: F401 (fixtures)
 from tests.support.pgcluster import PgCluster
+from tests.support.realtime import fake_hour, stalls  # noqa: F401 (fixtures for every test)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(

@@ -16,7 +16,7 @@ import psycopg
 from scripts.clock import SimClock
 from tests.fake_deribit.market import DEFAULT_START_MS, MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.test_realtime_collector import truth_trades
+from tests.support.realtime import truth_trades
 
 T = TypeVar("T")
 

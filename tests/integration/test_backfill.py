@@ -15,8 +15,8 @@ from scripts.clock import SimClock
 from scripts.deribit.limiter import LimiterSet
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import fake_settings, fetch, make_schema, report_calls, wait_for
 from tests.support.pgcluster import PgCluster
+from tests.support.rest import fake_settings, fetch, make_schema, report_calls, wait_for
 
 HOUR_S = 3600
 # Every column but the local receive time, which differs between runs by nature.

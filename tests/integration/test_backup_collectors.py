@@ -11,16 +11,16 @@ from scripts.backups.jobs import run_backup, run_restore_test
 from scripts.backups.restore import restore_dump
 from scripts.config import load_settings
 from scripts.storage.migrate import apply_settings_schema
-from tests.integration.test_realtime_collector import (
+from tests.support.backups import backup_settings, count, table_rows
+from tests.support.pgcluster import PgCluster
+from tests.support.realtime import (
     SPEED,
     collector_env,
     hour_market,
+    sim_fakes,
     start_collector,
     stop_collector,
 )
-from tests.support.backups import backup_settings, count, table_rows
-from tests.support.pgcluster import PgCluster
-from tests.support.realtime import sim_fakes
 
 RECORDED = ("eth_option_quotes", "eth_option_trades", "eth_option_orderbook_depth", "instruments")
 

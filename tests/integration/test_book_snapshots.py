@@ -13,9 +13,8 @@ from typing import Any
 
 from scripts.config import load_settings
 from scripts.storage.migrate import apply_settings_schema
-from tests.integration.test_realtime_collector import (
+from tests.support.realtime import (
     collector_env,
-    fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
     start_collector,
@@ -27,7 +26,7 @@ from tests.integration.test_realtime_collector import (
 async def test_an_unchanged_book_still_gets_a_row_every_interval(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     # Few book changes (quotes and trades move books), a snapshot a minute.
     fake = await fake_hour(

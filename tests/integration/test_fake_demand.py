@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.fake_ws_client import PERP, RawClient, running, wait_for
+from tests.support.ws_client import PERP, RawClient, running, wait_for
 
 
 async def test_market_demand_follows_subscriptions_and_tickers_restart_fresh() -> None:

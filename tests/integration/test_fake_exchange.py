@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 
 from scripts.clock import SimClock
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.fake_ws_client import (
+from tests.support.ws_client import (
     PERP,
     RawClient,
     closed_code,

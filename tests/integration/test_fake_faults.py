@@ -10,7 +10,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.fake_deribit.faults import MALFORMED_KINDS, Faults
 from tests.fake_deribit.limits import Limits
-from tests.integration.fake_ws_client import PERP, RawClient, closed_code, running
+from tests.support.ws_client import PERP, RawClient, closed_code, running
 
 
 async def test_drop_after_messages_cuts_the_socket() -> None:

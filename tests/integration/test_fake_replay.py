@@ -11,7 +11,7 @@ import pytest
 
 from tests.fake_deribit.replay import ReplayCorpus, channel_base, parse_line
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.fake_ws_client import RawClient
+from tests.support.ws_client import RawClient
 
 SUBSCRIBE_BATCH = 100
 

@@ -11,7 +11,7 @@ from scripts.collectors.rest.service import RestService
 from scripts.funding_rates_collector import build_funding
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import (
+from tests.support.rest import (
     fake_settings,
     fetch,
     make_schema,

@@ -31,16 +31,15 @@ from scripts.storage.writer import BatchWriter
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import fake_settings, fetch, make_schema
-from tests.integration.test_realtime_collector import (
+from tests.support.collector_proc import spawn_collector
+from tests.support.realtime import (
     SPEED,
     collector_env,
-    fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
+    wait_connected,
 )
-from tests.integration.test_realtime_faults import wait_connected
-from tests.support.collector_proc import spawn_collector
+from tests.support.rest import fake_settings, fetch, make_schema
 
 ROUNDS = 25
 
@@ -194,7 +193,7 @@ async def test_rest_collector_polls_survive_malformed_replies_and_recover(
 async def test_realtime_collector_survives_malformed_rest_replies_during_repairs(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     """The real-time collector's REST calls (trade repair after each drop, order book
     snapshots, instruments) under malformed replies: it keeps running, exits 0 on SIGTERM, and

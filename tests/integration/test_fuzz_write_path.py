@@ -25,11 +25,10 @@ import orjson
 from scripts.config import load_settings
 from scripts.deribit.protocol import MalformedFrame, Notification, parse_frame
 from scripts.storage.migrate import apply_settings_schema
-from tests.integration.test_realtime_collector import (
+from tests.support.realtime import (
     assert_trades_exact,
     collector_env,
     db_quotes,
-    fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
     sent_quotes,
@@ -150,7 +149,7 @@ async def test_mutated_and_random_frames_are_counted_kept_and_valid_ones_land(
     database_url: str,
     tmp_path: Path,
     shared_data: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     rng = random.Random(SEED)
     fake = await fake_hour(hour_market(listing_every_s=None))

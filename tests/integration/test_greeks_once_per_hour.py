@@ -22,7 +22,7 @@ from scripts.storage.migrate import apply_schema
 from scripts.storage.writer import BatchWriter
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import fetch, make_schema
+from tests.support.rest import fetch, make_schema
 
 HOUR_S = 3600.0
 RESTARTS = 3

@@ -20,22 +20,14 @@ from scripts.collectors.rest.bars import OptionBarsPoller
 from scripts.currencies import currency_spec
 from scripts.deribit.limiter import LimiterSet
 from scripts.deribit.rest import DeribitRestClient
-from tests.integration.test_durability import (  # noqa: F401 (fixtures)
-    MINUTE_WALL_S,
-    Collector,
-    db,
-    deployments,
-    market_cut_ms,
-    private_cluster,
-)
-from tests.integration.test_realtime_collector import (
-    fake_hour,  # noqa: F401 (fixture)
+from tests.support.collector_proc import start_database, stop_database
+from tests.support.durability import MINUTE_WALL_S, Collector, market_cut_ms
+from tests.support.pgcluster import PgCluster
+from tests.support.realtime import (
     hour_market,
     query,
     wait_for,
 )
-from tests.support.collector_proc import start_database, stop_database
-from tests.support.pgcluster import PgCluster
 
 OUTAGE_S = 900.0  # market seconds: longer than the poller's 10 recomputed minutes
 
@@ -50,11 +42,11 @@ async def poll_once(poller: OptionBarsPoller) -> bool:
 
 
 async def test_bars_of_minutes_spooled_during_an_outage_match_the_recorded_trades(
-    db: str,  # noqa: F811
-    private_cluster: PgCluster,  # noqa: F811
+    db: str,
+    private_cluster: PgCluster,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
-    deployments: list[Collector],  # noqa: F811
+    fake_hour: Any,
+    deployments: list[Collector],
 ) -> None:
     fake = await fake_hour(hour_market(listing_every_s=None, trade_rate_hz=4.0))
     c = Collector(fake, db, tmp_path, FLUSH_INTERVAL_MS="200", TRADE_REPAIR_MAX_AGE_S="0")

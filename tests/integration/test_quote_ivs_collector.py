@@ -28,15 +28,15 @@ from scripts.storage.writer import BatchWriter
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.pricing import MS_PER_YEAR, black76, black76_iv
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.test_realtime_collector import (
+from tests.support.realtime import (
     SubscribeLog,
     collector_env,
     query,
+    sim_fakes,
     start_collector,
     stop_collector,
     wait_for,
 )
-from tests.support.realtime import sim_fakes
 
 SPEED = 20.0
 MAX_AGE_S = 10

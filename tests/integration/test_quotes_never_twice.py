@@ -15,15 +15,14 @@ from typing import Any
 from scripts.config import load_settings
 from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
-from tests.integration.test_realtime_collector import (
+from tests.support.collector_proc import spawn_collector
+from tests.support.realtime import (
     SPEED,
     collector_env,
-    fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
+    wait_connected,
 )
-from tests.integration.test_realtime_faults import wait_connected
-from tests.support.collector_proc import spawn_collector
 
 DUPLICATES = (
     'SELECT count(*) - count(DISTINCT (instrument_name, "timestamp", best_bid_price, '
@@ -34,7 +33,7 @@ DUPLICATES = (
 async def test_reconnects_and_restarts_store_no_quote_twice(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     faults = Faults(seed=6)
     fake = await fake_hour(hour_market(listing_every_s=1200.0), faults)

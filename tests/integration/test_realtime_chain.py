@@ -17,17 +17,17 @@ from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.test_realtime_collector import (
+from tests.support.realtime import (
     SubscribeLog,
     assert_trades_exact,
     collector_env,
     hour_market,
     query,
+    sim_fakes,
     start_collector,
     stop_collector,
     wait_for,
 )
-from tests.support.realtime import sim_fakes
 
 SPEED = 60.0  # a market minute per wall second
 

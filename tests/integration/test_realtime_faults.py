@@ -18,40 +18,29 @@ from scripts.config import load_settings
 from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS
-from tests.integration.test_realtime_collector import (
+from tests.support.collector_proc import spawn_collector
+from tests.support.realtime import (
     SPEED,
     assert_trades_exact,
     collector_env,
     db_quotes,
     db_trades,
-    fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
     sent_quotes,
     start_collector,
     stop_collector,
     truth_trades,
+    wait_connected,
     wait_for,
 )
-from tests.support.collector_proc import spawn_collector
-
-
-async def wait_connected(fake: Any, n_sessions_before: int) -> None:
-    await wait_for(
-        lambda: (
-            fake.stats.connections > n_sessions_before
-            and any(s.conn_id > n_sessions_before and len(s.channels) > 4 for s in fake.sessions)
-        ),
-        40,
-        "collector subscribed",
-    )
 
 
 @pytest.mark.slow
 async def test_drops_stall_and_two_sigkills_lose_no_trade_and_record_every_gap(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     faults = Faults(skip_book_change=3, seed=3)
     fake = await fake_hour(hour_market(listing_every_s=1200.0), faults)
@@ -166,7 +155,7 @@ async def assert_books_match_the_market(database_url: str, fake: Any, observed: 
 async def test_malformed_frames_at_1_percent_are_counted_and_trades_still_exact(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     faults = Faults(malformed_rate=0.01, seed=11)
     fake = await fake_hour(hour_market(listing_every_s=None), faults)
@@ -206,7 +195,7 @@ async def test_malformed_frames_at_1_percent_are_counted_and_trades_still_exact(
 async def test_a_kill_during_a_repair_is_re_read_after_the_restart(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     # A dense history and a slow REST budget: the first start's backfill takes several wall
     # seconds, while the stream stores live trades newer than what it has not read yet.

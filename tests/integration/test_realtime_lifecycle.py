@@ -14,10 +14,9 @@ from scripts.config import load_settings
 from scripts.normalize.future import FUTURE_REASON
 from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
-from tests.integration.test_realtime_collector import (
+from tests.support.realtime import (
     assert_trades_exact,
     collector_env,
-    fake_hour,  # noqa: F401 (fixture)
     hour_market,
     query,
     start_collector,
@@ -29,7 +28,7 @@ from tests.integration.test_realtime_collector import (
 async def test_a_failed_first_connect_keeps_the_collector_was_not_running_window(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     # The exchange answers 429 to the first upgrades (a NAS booting before DNS is up does
     # the same with an OSError): the first connects fail before any succeeds.
@@ -73,7 +72,7 @@ async def test_a_failed_first_connect_keeps_the_collector_was_not_running_window
 async def test_a_trade_stamped_in_the_future_is_refused_and_repair_keeps_working(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     faults = Faults()
     fake = await fake_hour(hour_market(listing_every_s=None), faults)
@@ -110,7 +109,7 @@ async def test_a_trade_stamped_in_the_future_is_refused_and_repair_keeps_working
 async def test_refused_channels_are_asked_again_and_their_absence_is_recorded(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     fake = await fake_hour(hour_market(listing_every_s=None))
     option = fake.market.instruments("ETH", "option", False)[0]["instrument_name"]
@@ -158,7 +157,7 @@ async def test_refused_channels_are_asked_again_and_their_absence_is_recorded(
 async def test_trades_of_an_option_that_expired_during_an_outage_are_repaired_from_history(
     database_url: str,
     tmp_path: Path,
-    fake_hour: Any,  # noqa: F811
+    fake_hour: Any,
 ) -> None:
     # The nearest expiry 1200 market seconds after the start; the socket is refused from
     # shortly before it to well after it, so its last trades are missed by the stream and

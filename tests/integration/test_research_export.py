@@ -29,8 +29,8 @@ from scripts import export, report
 from scripts.research import load
 from scripts.research.catalog import arrow_type
 from scripts.research.tardis import HEADERS, OPTIONS_CHAIN_HEADER
-from tests.integration.research_support import counts, fetch_all, populate
 from tests.support.pgcluster import PgCluster
+from tests.support.research import counts, fetch_all, populate
 
 TABLES = [
     "eth_option_quotes",

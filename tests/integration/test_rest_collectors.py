@@ -29,7 +29,7 @@ from scripts.storage.tables import OPTION_TRADES
 from tests.conftest import REPO_ROOT
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import fetch, make_schema, report_calls, until_market
+from tests.support.rest import fetch, make_schema, report_calls, until_market
 
 HOURS = float(os.environ.get("CHAINTAPE_REST_SIM_HOURS", "24"))
 # Market seconds per wall second. The fake market builds only what is subscribed and keeps up

@@ -22,8 +22,8 @@ from scripts.models import GapRow
 from scripts.storage import tables
 from scripts.storage.spool import Spool, SpoolIO
 from scripts.storage.writer import BatchWriter
-from tests.integration.test_spool import _eventually
 from tests.support.pgcluster import PgCluster
+from tests.support.realtime import wait_for
 from tests.support.writer_db import can_connect, create_schema, query, quote, trade
 
 N_ROWS = 3000
@@ -128,9 +128,11 @@ async def _outage_then_recovery(
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.3)
     cluster.start()
-    await _eventually(lambda: can_connect(db))
-    await _eventually(
-        lambda: writer.status.db_ok and spool.is_empty and writer.buffered_rows == 0, 90
+    await wait_for(lambda: can_connect(db), 60, "the database accepting connections")
+    await wait_for(
+        lambda: writer.status.db_ok and spool.is_empty and writer.buffered_rows == 0,
+        90,
+        "the spool replayed",
     )
     stop.set()
     await task

@@ -20,8 +20,8 @@ from scripts.storage.migrate import apply_schema
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import MarketConfig
 from tests.fake_deribit.server import FakeDeribit
-from tests.integration.rest_support import until_market
 from tests.support.realtime import SIM_HEARTBEAT_SCALE
+from tests.support.rest import until_market
 
 SPEED = 120.0  # market seconds per wall second: the real-time collector keeps up on 2 cores
 MARKET_S = 3600.0

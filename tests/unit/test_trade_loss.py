@@ -1,6 +1,6 @@
 """Trades the writer dropped (spool full): held as the writer's `data_gaps` row until the
 database takes writes again, and meanwhile holding back the durable "complete through" mark.
-(No exchange or database here; the end-to-end case is in test_durability.py.)"""
+(No exchange or database here; the end-to-end case is in test_durability_outage.py.)"""
 
 from __future__ import annotations
 

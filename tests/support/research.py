@@ -20,14 +20,14 @@ from scripts.config import load_settings
 from scripts.funding_rates_collector import build_funding
 from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults
-from tests.integration.rest_support import fake_settings
-from tests.integration.test_realtime_collector import (
+from tests.support.realtime import (
     collector_env,
     hour_market,
+    sim_fakes,
     start_collector,
     stop_collector,
 )
-from tests.support.realtime import sim_fakes
+from tests.support.rest import fake_settings
 
 SPEED = 120.0  # a market minute per half wall second
 RUN_WALL_S = 20.0
