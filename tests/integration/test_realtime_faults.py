@@ -13,7 +13,7 @@ import orjson
 import pytest
 import websockets
 
-from scripts.collectors.realtime.trade_checkpoint import read_checkpoint
+from scripts.collectors.realtime.trade_checkpoint_file import read_checkpoint
 from scripts.config import load_settings
 from scripts.storage.migrate import apply_settings_schema
 from tests.fake_deribit.faults import Faults

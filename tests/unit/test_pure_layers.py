@@ -20,7 +20,8 @@ BANNED = frozenset(
 PURE_MODULES = frozenset(
     {"scripts.models", "scripts.clock", "scripts.deribit.protocol", "scripts.deribit.channels"}
     | {"scripts.backups.names", "scripts.backups.retention"}
-    | {"scripts.collectors.realtime.trade_windows"}
+    | {f"scripts.collectors.realtime.trade_{m}" for m in ("windows", "watch", "coverage")}
+    | {"scripts.collectors.realtime.trade_checkpoint"}
     | {f"scripts.normalize.{p.stem}" for p in (ROOT / "scripts" / "normalize").glob("*.py")}
 )
 
@@ -33,7 +34,10 @@ def pure_files() -> list[Path]:
         ROOT / "scripts" / "deribit" / "channels.py",
         ROOT / "scripts" / "backups" / "names.py",
         ROOT / "scripts" / "backups" / "retention.py",
-        ROOT / "scripts" / "collectors" / "realtime" / "trade_windows.py",
+        *(
+            ROOT / "scripts" / "collectors" / "realtime" / f"trade_{m}.py"
+            for m in ("windows", "watch", "coverage", "checkpoint")
+        ),
         *sorted((ROOT / "scripts" / "normalize").glob("*.py")),
     ]
     return [f for f in files if f.name != "__init__.py" or f.read_text().strip()]

@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint, read_checkpoint
+from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint
+from scripts.collectors.realtime.trade_checkpoint_file import CheckpointFile, read_checkpoint
 from scripts.collectors.realtime.trade_coverage import TradeCoverage
 from scripts.collectors.realtime.trade_repair import TradeRepairer, TradeWatch
 from scripts.currencies import currency_spec
@@ -68,9 +69,9 @@ async def test_dropped_trades_wait_for_the_database_and_hold_back_the_durable_ma
     tmp_path: Path,
 ) -> None:
     _, writer, repairer, coverage = _build(tmp_path)
-    checkpoint = TradeCheckpoint(tmp_path / "mark.json")
+    checkpoint = TradeCheckpoint(on_durable=CheckpointFile(tmp_path / "mark.json").write)
     # A mark offered before the drop: it counted the trades handed over.
-    checkpoint.offer(coverage.complete_through_ms(), None)
+    checkpoint.offer(coverage.complete_through_ms(), None, time.time())
     first, extended = _loss(T0 + 20, T0 + 30), _loss(T0 + 20, T0 + 40)
     assert checkpoint.candidates() == [_ms(T0 + 49)]  # newest trade - slack
     checkpoint.hold_back(_ms(T0 + 20))
@@ -88,8 +89,8 @@ async def test_dropped_trades_wait_for_the_database_and_hold_back_the_durable_ma
 
     # Two database flushes complete: the mark written is not past the drop.
     now = time.time()
-    checkpoint.offer(coverage.complete_through_ms(), now + 10)
-    checkpoint.offer(coverage.complete_through_ms(), now + 11)
+    checkpoint.offer(coverage.complete_through_ms(), now + 10, now + 10)
+    checkpoint.offer(coverage.complete_through_ms(), now + 11, now + 11)
     assert checkpoint.durable_ms is not None and checkpoint.durable_ms <= _ms(T0 + 20)
     assert read_checkpoint(tmp_path / "mark.json") == checkpoint.durable_ms
     assert repairer._lost == {

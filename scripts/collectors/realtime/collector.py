@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,7 @@ from scripts.collectors.realtime.instruments import OptionChain
 from scripts.collectors.realtime.router import MessageRouter
 from scripts.collectors.realtime.socket_events import SocketEvents
 from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint
+from scripts.collectors.realtime.trade_checkpoint_file import CheckpointFile
 from scripts.collectors.realtime.trade_coverage import POLL_S, TradeCoverage
 from scripts.collectors.realtime.trade_repair import TradeRepairer
 from scripts.collectors.realtime.trade_watch import TradeWatch
@@ -137,7 +139,8 @@ class OptionsRealtimeCollector(SocketEvents):
             status=self.status,
         )
         self.repairer.rejects = self.rejects
-        self.checkpoint = TradeCheckpoint.beside_spool(s.spool_dir, writer.collector_name)
+        self.checkpoint_file = CheckpointFile.beside_spool(s.spool_dir, writer.collector_name)
+        self.checkpoint = TradeCheckpoint(on_durable=self.checkpoint_file.write)
         self.coverage = TradeCoverage(clock=clock, watch=self.watch, repairer=self.repairer)
         self.chain = OptionChain(
             spec,
@@ -261,7 +264,7 @@ class OptionsRealtimeCollector(SocketEvents):
         if newest_trade is not None:
             reason = "collector start"
             self.repair_from_ms = int(newest_trade.timestamp() * 1000)
-            mark = self.checkpoint.read()  # older when a repair was pending at the end
+            mark = self.checkpoint_file.read()  # older when a repair was pending at the end
             if mark is not None and mark < self.repair_from_ms:
                 log.info("%s: re-reading trades from %s", self.trades_table, _dt(mark / 1000))
                 self.repair_from_ms = mark
@@ -297,7 +300,9 @@ class OptionsRealtimeCollector(SocketEvents):
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.update_status()
-            self.checkpoint.offer(self.coverage.complete_through_ms(), self.status.last_db_flush_at)
+            self.checkpoint.offer(
+                self.coverage.complete_through_ms(), self.status.last_db_flush_at, time.time()
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
 

@@ -11,22 +11,16 @@ volume) the newest stored trade is used.
 
 When the writer drops trades (the spool full or failing), candidates not yet written are held
 back to the drop's start: they counted those trades as handed over.
+
+Pure: the caller passes wall times in, and the file is `trade_checkpoint_file.py`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import os
-import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-log = logging.getLogger(__name__)
-
-FILE_SUFFIX = ".trades-complete.json"
 CANDIDATES_KEPT = 600  # one a second waiting for two flushes (the database may be down)
 
 
@@ -38,32 +32,24 @@ class _Candidate:
 
 
 class TradeCheckpoint:
-    """The checkpoint of one collector's trades; see the module doc."""
+    """The checkpoint of one collector's trades; see the module doc. `on_durable(mark_ms)` is
+    called with each new checkpoint (to write it down)."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path  # None: kept in memory only (tests, a collector without a spool)
+    def __init__(self, on_durable: Callable[[int], None] | None = None) -> None:
+        self.on_durable = on_durable
         self._candidates: deque[_Candidate] = deque(maxlen=CANDIDATES_KEPT)
-        self.durable_ms: int | None = None  # the checkpoint last written
-
-    @classmethod
-    def beside_spool(cls, spool_dir: str | Path, collector_name: str) -> TradeCheckpoint:
-        return cls(Path(spool_dir) / f"{collector_name}{FILE_SUFFIX}")
-
-    def read(self) -> int | None:
-        """The checkpoint a previous run left, or None (no file, or an unreadable one)."""
-        return read_checkpoint(self.path)
+        self.durable_ms: int | None = None  # the checkpoint last made durable
 
     def candidates(self) -> list[int]:
         """The offered marks still waiting for their two flushes, oldest first."""
         return [c.mark_ms for c in self._candidates]
 
-    def offer(
-        self, mark_ms: int | None, last_db_flush_at: float | None, now: float | None = None
-    ) -> None:
-        """Offers `mark_ms` (None: nothing known yet) at wall time `now`, and writes the newest
-        candidate that two completed database flushes (`last_db_flush_at`) have passed."""
+    def offer(self, mark_ms: int | None, last_db_flush_at: float | None, now: float) -> None:
+        """Offers `mark_ms` (None: nothing known yet) at wall time `now`; the newest candidate
+        that two completed database flushes (`last_db_flush_at`, wall time) have passed becomes
+        the checkpoint."""
         if mark_ms is not None:
-            self._candidates.append(_Candidate(time.time() if now is None else now, mark_ms))
+            self._candidates.append(_Candidate(now, mark_ms))
         if last_db_flush_at is None:
             return
         for c in self._candidates:
@@ -77,31 +63,10 @@ class TradeCheckpoint:
             safe = self._candidates.popleft().mark_ms
         if safe is not None and safe != self.durable_ms:
             self.durable_ms = safe
-            self._write(safe)
+            if self.on_durable is not None:
+                self.on_durable(safe)
 
     def hold_back(self, start_ms: int) -> None:
         """The writer dropped trades from `start_ms` on: no candidate may pass it."""
         for c in self._candidates:
             c.mark_ms = min(c.mark_ms, start_ms)
-
-    def _write(self, mark_ms: int) -> None:
-        if self.path is None:
-            return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"trades_complete_through_ms": mark_ms}))
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("could not write %s: %s", self.path, exc)
-
-
-def read_checkpoint(path: Path | None) -> int | None:
-    """The checkpoint in `path`, or None (missing or unreadable)."""
-    if path is None:
-        return None
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        value = json.loads(path.read_text()).get("trades_complete_through_ms")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None

@@ -1,4 +1,5 @@
-"""Which trades are known to be in the database: the stream's coverage and a durable mark.
+"""Which trades are known to be in the database: the stream's coverage. Pure: no I/O; the
+clock and the repairer are passed in.
 
 The live trade stream is trusted only from the moment it is seen to flow. A socket that
 connects and subscribes but then stays silent (a stall) delivers nothing, and a trades
@@ -20,20 +21,33 @@ window being re-read); the collector offers it to the trade checkpoint
 
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple, Protocol
 
 from scripts.clock import Clock
-from scripts.collectors.realtime.trade_repair import TradeRepairer
 from scripts.collectors.realtime.trade_watch import TradeWatch
-
-log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # wall seconds between looks at the trade socket
 SILENCE_S = 5.0  # market seconds without notifications (markprice comes every second)
 SILENCE_WALL_S = 0.25  # ... and at least this many wall seconds (event-loop hiccups)
 SLACK_MS = 1000  # a window starts this far before the newest trade the stream delivered
 SLACK_WALL_S = 0.5  # ... and ends this much wall time (as market time) after "now"
+
+
+class Repairs(Protocol):
+    """What coverage needs of the trade repairer (trade_repair.py): queue a window to re-read,
+    and say from where trades are still queued or being read."""
+
+    def request_window(
+        self,
+        start_ms: int,
+        end_ms: int,
+        reason: str,
+        *,
+        always_record: bool = False,
+        as_of_s: float | None = None,
+    ) -> None: ...
+
+    def floor_ms(self) -> int | None: ...
 
 
 class Socket(Protocol):
@@ -58,7 +72,7 @@ class TradeCoverage:
         *,
         clock: Clock,
         watch: TradeWatch,
-        repairer: TradeRepairer,
+        repairer: Repairs,
         silence_s: float = SILENCE_S,
     ) -> None:
         self.clock = clock
