@@ -24,7 +24,7 @@ Key = tuple[Any, ...]
 
 def quote_key(row: QuoteRow | tuple[Any, ...]) -> Key:
     """timestamp, best bid price/amount, best ask price/amount."""
-    return (row[0], *tuple(row[2:6]))
+    return (row[0], row[2], row[3], row[4], row[5])
 
 
 class QuoteRepeats:
@@ -35,12 +35,14 @@ class QuoteRepeats:
         self.repeats = 0
 
     def seen(self, row: QuoteRow) -> bool:
-        key = quote_key(row)
+        # `quote_key`, spelled out: this runs once per quote message.
+        key = (row[0], row[2], row[3], row[4], row[5])
         name = row[1]
-        if self.last.get(name) == key:
+        last = self.last
+        if last.get(name) == key:
             self.repeats += 1
             return True
-        self.last[name] = key
+        last[name] = key
         return False
 
     def forget(self, names: Iterable[str]) -> None:
