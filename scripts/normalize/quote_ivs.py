@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from scripts.clock import ms_from_utc
 from scripts.deribit.channels import parse_instrument_name
 from scripts.models import QuoteRow
 from scripts.normalize.common import MalformedMessage, check_ms, missing, num, require_dict, text
@@ -99,7 +100,7 @@ class ForwardCurves:
             return False
         if meta.kind != "option" or meta.expires_at is None:
             return False
-        expiry = int(meta.expires_at.timestamp() * 1000)
+        expiry = ms_from_utc(meta.expires_at)
         stamps = self._stamps.get(expiry)
         if stamps is None:
             stamps = self._stamps[expiry] = []

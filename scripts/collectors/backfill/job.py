@@ -45,7 +45,7 @@ from scripts.collectors.rest.bars import (
 from scripts.collectors.rest.catalog import is_perpetual
 from scripts.collectors.rest.funding import fetch_funding
 from scripts.collectors.rest.indices import fetch_dvol
-from scripts.collectors.trade_pages import TradePager
+from scripts.collectors.trade_pages import TradePager, trade_dicts
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient
 from scripts.normalize.bars import parse_tradingview
@@ -191,7 +191,7 @@ class Backfill:
         try:
             async with contextlib.aclosing(pager.pages(self.history, {}, ts, end)) as pages:
                 async for raw in pages:
-                    page = [t for t in raw if isinstance(t, dict)] if isinstance(raw, list) else []
+                    page = trade_dicts(raw)
                     n = self._store_trades(page, ts, seen_at_ts, end)
                     stamps = [t["timestamp"] for t in page if isinstance(t.get("timestamp"), int)]
                     if not stamps:
@@ -327,4 +327,4 @@ def parse_when(text: str) -> int:
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+    return ms_from_utc(value)

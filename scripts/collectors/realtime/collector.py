@@ -61,7 +61,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from scripts.clock import Clock, utc_from_s
+from scripts.clock import Clock, ms_from_utc, utc_from_ms, utc_from_s
 from scripts.collectors.realtime import forward_tickers
 from scripts.collectors.realtime.book_snapshots import BookSnapshotter
 from scripts.collectors.realtime.expiry import expired_names
@@ -91,12 +91,8 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 1.0  # wall seconds between updates of the status details
 
 
-def _dt(market_s: float) -> datetime:
-    return utc_from_s(market_s)
-
-
 def _not_after(at: datetime | None, market_s: float) -> datetime | None:
-    return None if at is None else min(at, _dt(market_s))
+    return None if at is None else min(at, utc_from_s(market_s))
 
 
 class OptionsRealtimeCollector(SocketEvents):
@@ -263,10 +259,10 @@ class OptionsRealtimeCollector(SocketEvents):
         reason = "first start"
         if newest_trade is not None:
             reason = "collector start"
-            self.repair_from_ms = int(newest_trade.timestamp() * 1000)
+            self.repair_from_ms = ms_from_utc(newest_trade)
             mark = self.checkpoint_file.read()  # older when a repair was pending at the end
             if mark is not None and mark < self.repair_from_ms:
-                log.info("%s: re-reading trades from %s", self.trades_table, _dt(mark / 1000))
+                log.info("%s: re-reading trades from %s", self.trades_table, utc_from_ms(mark))
                 self.repair_from_ms = mark
         elif s.trade_repair_max_age_s > 0:
             self.repair_from_ms = int((now_s - s.trade_repair_max_age_s) * 1000)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from scripts.clock import Clock
+from scripts.clock import Clock, ms_from_utc
 from scripts.collectors.rejects import Rejects
 from scripts.currencies import CurrencySpec
 from scripts.deribit.rest import DeribitRestClient, DeribitRestError
@@ -175,7 +175,7 @@ class OptionChain:
             row = self.live.pop(name)
             expiry = row.expiration_timestamp if row is not None else None
             if expiry is not None and expiry <= now:
-                ms = int(expiry.timestamp() * 1000)
+                ms = ms_from_utc(expiry)
                 self.latest_expiry_ms = max(ms, self.latest_expiry_ms or ms)
             if row is not None:
                 self.writer.add(INSTRUMENTS, None, row._replace(is_active=False, last_seen=now))

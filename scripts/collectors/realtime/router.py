@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scripts.clock import ms_from_utc
 from scripts.collectors.realtime.forward_tickers import FORWARD_TICKER_INTERVAL
 from scripts.collectors.realtime.quote_repeats import QuoteRepeats
 from scripts.collectors.realtime.trade_watch import SeqHole, TradeWatch
@@ -174,7 +175,7 @@ class MessageRouter:
                 return
         row = nquotes.parse_ticker_quote(data, received_at=received_at)
         self._check_fields("ticker", data, channel)
-        ts_ms = int(row.timestamp.timestamp() * 1000)
+        ts_ms = ms_from_utc(row.timestamp)
         self.marks[row.instrument_name] = (row.mark_iv, row.mark_price, ts_ms)
         if self._is_ours(row.instrument_name, channel, data, received_at) and not (
             self.repeats.seen(row)

@@ -7,11 +7,10 @@ Mixed into `OptionsRealtimeCollector`; the attributes declared below are the col
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import datetime
 from typing import Any
 
-from scripts.clock import Clock, utc_from_s
+from scripts.clock import Clock, floor_ms_from_utc, utc_from_s
 from scripts.collectors.realtime.instruments import OptionChain
 from scripts.collectors.realtime.router import MessageRouter
 from scripts.collectors.realtime.trade_checkpoint import TradeCheckpoint
@@ -191,7 +190,7 @@ class SocketEvents:
         database is back; other tables (quotes, books) have no repair path and keep its row."""
         if gap.table_name != self.trades_table:
             return
-        self.checkpoint.hold_back(math.floor(gap.gap_start.timestamp() * 1000))
+        self.checkpoint.hold_back(floor_ms_from_utc(gap.gap_start))
         self.repairer.request_lost(gap)
 
     def _gap(self, table: str, scope: str, start: datetime, end: datetime, reason: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
+from scripts.clock import ms_from_utc
 from scripts.models import TradeRow
 
 SEEN_IDS_MAX = 200_000
@@ -44,7 +45,7 @@ class TradeWatch:
             if stream and (self.newest_ms is None or ts_ms > self.newest_ms):
                 # Never past the receive clock: a window starting there would skip trades
                 # (timestamps far ahead are refused before they get here).
-                self.newest_ms = min(ts_ms, int(row.received_at.timestamp() * 1000))
+                self.newest_ms = min(ts_ms, ms_from_utc(row.received_at))
             self._remember(row.trade_id)
             seq = row.trade_seq
             if seq is None:
