@@ -31,6 +31,14 @@ class TradePager:
         self.rest_pages = 0
         self.id_pages = 0  # pages read by start_id (a millisecond holding over 1000 trades)
 
+    async def _page(
+        self, client: DeribitRestClient, method: str, extra: dict[str, Any], **params: Any
+    ) -> tuple[Any, bool]:
+        """One page of up to PAGE_COUNT trades, oldest first: (its raw trades, more to come)."""
+        result = await client.call_dict(method, **params, count=PAGE_COUNT, sorting="asc", **extra)
+        self.rest_pages += 1
+        return result.get("trades") or [], bool(result.get("has_more"))
+
     async def pages(
         self, client: DeribitRestClient, extra: dict[str, Any], start: int, end_ms: int
     ) -> AsyncGenerator[Any, None]:
@@ -38,23 +46,20 @@ class TradePager:
         before the next is asked for (the caller stores it, and may save where it got to).
         Pages overlap by the millisecond they start at: callers drop trades they have."""
         for _ in range(MAX_PAGES_PER_WINDOW):
-            result = await client.call_dict(
+            raw, more = await self._page(
+                client,
                 "get_last_trades_by_currency_and_time",
+                extra,
                 currency=self.api_currency,
                 kind="option",
                 start_timestamp=start,
                 end_timestamp=end_ms,
-                count=PAGE_COUNT,
-                sorting="asc",
-                **extra,
             )
-            self.rest_pages += 1
-            raw = result.get("trades") or []
             yield raw
-            trades = _dicts(raw)
+            trades = trade_dicts(raw)
             # (Elements without an integer timestamp were refused by the caller; page past them.)
             stamps = [t["timestamp"] for t in trades if type(t.get("timestamp")) is int]
-            if not result.get("has_more") or not stamps:
+            if not more or not stamps:
                 return
             last_ms = max(stamps)
             if last_ms <= start:
@@ -71,23 +76,20 @@ class TradePager:
         """The pages of one millisecond by `start_id` (more than a page share it)."""
         for _ in range(MAX_PAGES_PER_WINDOW):
             last_id = str(page[-1].get("trade_id"))
-            result = await client.call_dict(
+            raw, more = await self._page(
+                client,
                 "get_last_trades_by_currency",
+                extra,
                 currency=self.api_currency,
                 kind="option",
                 start_id=last_id,
                 start_timestamp=ms,
                 end_timestamp=ms,
-                count=PAGE_COUNT,
-                sorting="asc",
-                **extra,
             )
-            self.rest_pages += 1
             self.id_pages += 1
-            raw = result.get("trades") or []
             yield raw
-            page = _dicts(raw)
-            if not result.get("has_more") or not page:
+            page = trade_dicts(raw)
+            if not more or not page:
                 return
             if str(page[-1].get("trade_id")) == last_id:
                 raise ValueError(f"paging by start_id did not move past {last_id}")
@@ -120,26 +122,23 @@ class TradePager:
         """Reads trade_seq [start_seq, end_seq] of one instrument; returns the sink's count."""
         recovered = 0
         while start_seq <= end_seq:
-            result = await client.call_dict(
+            raw, more = await self._page(
+                client,
                 "get_last_trades_by_instrument",
+                extra,
                 instrument_name=instrument_name,
                 start_seq=start_seq,
                 end_seq=end_seq,
-                count=PAGE_COUNT,
-                sorting="asc",
-                **extra,
             )
-            self.rest_pages += 1
-            raw = result.get("trades") or []
             recovered += sink(raw)
-            trades = _dicts(raw)
+            trades = trade_dicts(raw)
             seqs = [t["trade_seq"] for t in trades if isinstance(t.get("trade_seq"), int)]
-            if not result.get("has_more") or not seqs:
+            if not more or not seqs:
                 break
             start_seq = max(seqs) + 1
         return recovered
 
 
-def _dicts(items: Any) -> list[dict[str, Any]]:
+def trade_dicts(items: Any) -> list[dict[str, Any]]:
     """The elements of a trades page that can be paged on (bad ones were refused already)."""
     return [t for t in items if isinstance(t, dict)] if isinstance(items, list) else []

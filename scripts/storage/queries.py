@@ -31,23 +31,29 @@ async def newest_option_bar(
     conn: psycopg.AsyncConnection[Any], currency: str, resolution: str
 ) -> datetime | None:
     """Start of the newest `options_ohlcv` bar of a currency."""
-    cur = await conn.execute(
+    return await _newest(
+        conn,
         "SELECT max(timestamp) FROM options_ohlcv WHERE currency = %s AND resolution = %s",
         (currency, resolution),
     )
-    row = await cur.fetchone()
-    return None if row is None else row[0]
 
 
 async def newest_index_value(
     conn: psycopg.AsyncConnection[Any], index_name: str, kind: str
 ) -> datetime | None:
     """Time of the newest `index_prices` row of one index and kind (price, dvol)."""
-    cur = await conn.execute(
+    return await _newest(
+        conn,
         "SELECT max(timestamp) FROM index_prices WHERE index_name = %s AND kind = %s",
         (index_name, kind),
     )
-    row = await cur.fetchone()
+
+
+async def _newest(
+    conn: psycopg.AsyncConnection[Any], query: str, params: tuple[Any, ...]
+) -> datetime | None:
+    """The one value of a `SELECT max(timestamp) ...` (None for no rows)."""
+    row = await (await conn.execute(query, params)).fetchone()
     return None if row is None else row[0]
 
 
