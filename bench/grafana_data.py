@@ -91,19 +91,6 @@ def live(options: list[Option], at: datetime) -> list[Option]:
     return [o for o in options if o.created <= at < o.expiry]
 
 
-def _iv(o: Option, at: datetime) -> float:
-    moneyness = math.log(o.strike / SPOT)
-    days = max((o.expiry - at).total_seconds() / DAY_S, 0.1)
-    return 45 + 60 * moneyness * moneyness + 5 / math.sqrt(days)
-
-
-def _delta(o: Option, at: datetime) -> float:
-    t = max((o.expiry - at).total_seconds() / DAY_S / 365, 1e-4)
-    d1 = math.log(SPOT / o.strike) / (_iv(o, at) / 100 * math.sqrt(t))
-    nd = 0.5 * (1 + math.erf(d1 / math.sqrt(2)))
-    return nd if o.kind == "call" else nd - 1
-
-
 def _copy(conn: psycopg.Connection, spec: TableSpec, cur: str, rows: Iterator[tuple]) -> int:
     n = 0
     with (
@@ -128,7 +115,8 @@ def _erf(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 @dataclass(frozen=True, slots=True)
 class Alive:
-    """The options live on one day, as arrays (the vectorized `_iv` and `_delta`)."""
+    """The options live on one day, as arrays: the synthetic IV smile and the delta of every
+    table the day writes."""
 
     names: npt.NDArray[np.bytes_]
     strike: npt.NDArray[np.float64]
@@ -257,11 +245,14 @@ def day_rows(
     counts["depth"] = _copy_blocks(conn, OPTION_ORDERBOOK_DEPTH, cur, [depth_rows(alive, day)])
 
     def greeks() -> Iterator[tuple]:
+        every = np.arange(len(alive_list))
         for h in range(24):
             ts = day + timedelta(hours=h)
-            for o in alive_list:
+            ivs = alive.iv(every, np.full(len(every), ts.timestamp()))
+            deltas = alive.delta(every, np.full(len(every), ts.timestamp()), ivs)
+            for o, iv, delta in zip(alive_list, ivs.tolist(), deltas.tolist(), strict=True):
                 yield models.GreeksRow(
-                    ts, o.name, cur, _delta(o, ts), 0.0001, 10.0, -5.0, 1.0, _iv(o, ts),
+                    ts, o.name, cur, delta, 0.0001, 10.0, -5.0, 1.0, iv,
                     None, None, 0.01, SPOT, f"{cur}-PERPETUAL", SPOT, 100 + rng.random() * 50,
                     0.0, 0.0099, 0.0101, ts, ts,
                 )  # fmt: skip
