@@ -17,6 +17,7 @@ from scripts.clock import SimClock
 from tests.fake_deribit.market import DEFAULT_START_MS, MarketConfig
 from tests.fake_deribit.server import FakeDeribit
 from tests.support.realtime import truth_trades
+from tests.support.trades import assert_trade_fields
 
 T = TypeVar("T")
 
@@ -97,15 +98,6 @@ class ThreadedFake:
             f"{currency} trades in [{lo_ms}, {hi_ms}]: {len(truth)} made, {len(rows)} stored, "
             f"missing {missing[:5]}..., extra {extra[:5]}"
         )
-        for trade_id, name, seq, price, amount, direction, ts in rows:
-            t = truth[trade_id]
-            assert (name, seq, price, amount, direction, ts) == (
-                t["instrument_name"],
-                t["trade_seq"],
-                t["price"],
-                t["amount"],
-                t["direction"],
-                t["timestamp"],
-            )
+        assert_trade_fields(rows, truth)
         assert truth, f"the fake made no {currency} option trade in the window"
         return len(truth)

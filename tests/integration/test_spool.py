@@ -34,17 +34,11 @@ def private_cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture
-def db(private_cluster: PgCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    if not private_cluster.running:
-        private_cluster.start()
-    url = private_cluster.create_database(prefix=request.node.name[:20].lower())
-    create_schema(url, ("BTC",))
-    try:
-        yield url
-    finally:
-        if not private_cluster.running:
-            private_cluster.start()
-        private_cluster.drop_database(url)
+def db(db: str) -> str:
+    """The shared per-test database (tests/support/durability.py) on this module's cluster,
+    with BTC's tables."""
+    create_schema(db, ("BTC",))
+    return db
 
 
 def _writer(db: str, spool: Spool | None, **kw: object) -> BatchWriter:

@@ -22,6 +22,7 @@ from scripts.config import Settings
 from tests.fake_deribit.faults import Faults
 from tests.fake_deribit.market import DEFAULT_START_MS, MarketConfig
 from tests.fake_deribit.server import FakeDeribit
+from tests.support.trades import assert_trade_fields
 
 MakeFake = Callable[..., Awaitable[FakeDeribit]]
 
@@ -306,16 +307,7 @@ async def assert_trades_exact(
         gaps = await query(database_url, "SELECT * FROM data_gaps ORDER BY gap_start")
         print("MISSING", len(missing), missing[0], missing[-1], "\n".join(map(str, gaps)))
     assert (missing, extra) == ([], [])  # no loss, nothing invented
-    for trade_id, name, seq, price, amount, direction, ts in rows:
-        t = truth[trade_id]
-        assert (name, seq, price, amount, direction, ts) == (
-            t["instrument_name"],
-            t["trade_seq"],
-            t["price"],
-            t["amount"],
-            t["direction"],
-            t["timestamp"],
-        )
+    assert_trade_fields(rows, truth)
 
 
 @pytest.fixture

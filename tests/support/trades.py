@@ -1,10 +1,12 @@
-"""Test doubles for the trade-coverage and trade-loss unit tests: a socket stand-in, a clock
-the test sets, and trade rows."""
+"""Test doubles for the trade-coverage and trade-loss unit tests (a socket stand-in, a clock
+the test sets, trade rows), and the field-by-field check of stored trades against the fake
+exchange's ground truth that the end-to-end tests share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from scripts.clock import SimClock
 from scripts.models import TradeRow
@@ -43,3 +45,18 @@ def trade(ts_s: float, seq: int) -> TradeRow:
         received_at=at,
     )
     return TradeRow(**fields)
+
+
+def assert_trade_fields(rows: list[tuple[Any, ...]], truth: dict[str, dict[str, Any]]) -> None:
+    """Each stored trade (trade_id, instrument_name, trade_seq, price, amount, direction,
+    timestamp ms) carries the fields the exchange made it with."""
+    for trade_id, name, seq, price, amount, direction, ts in rows:
+        t = truth[trade_id]
+        assert (name, seq, price, amount, direction, ts) == (
+            t["instrument_name"],
+            t["trade_seq"],
+            t["price"],
+            t["amount"],
+            t["direction"],
+            t["timestamp"],
+        )
