@@ -219,9 +219,10 @@ async def test_realtime_collector_survives_malformed_rest_replies_during_repairs
         faults.drop_every_s = None
         faults.rest_malformed_rate = 0.0
         await asyncio.sleep(step_s / 2)
-        assert proc.poll() is None, "the collector died"
+        assert proc.poll() is None, f"the collector died:\n{log.read_text()[-4000:]}"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        code = proc.wait(30)
+        assert code == 0, f"exit {code}:\n{log.read_text()[-4000:]}"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -232,5 +233,5 @@ async def test_realtime_collector_survives_malformed_rest_replies_during_repairs
     )
     sent = dict(fake.stats.rest_malformed_sent)
     print(f"\nmalformed REST replies sent: {sent}; kept: {kept[0][0]}")
-    assert sum(sent.values()) > 0 and kept[0][0] > 0
+    assert sum(sent.values()) > 0 and kept[0][0] > 0, (sent, kept, text[-4000:])
     assert "Traceback" not in text, text[text.find("Traceback") - 2000 :][:4000]
