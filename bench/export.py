@@ -5,9 +5,11 @@ binaries) it writes N synthetic ETH option quotes (default 10 million, binary CO
 then, in the same run, exports the same rows twice:
 - `psql -c "\\copy (<the exporter's query for each day>) TO STDOUT (FORMAT csv)"`, the baseline;
 - `python -m scripts.export eth_option_quotes ... --format parquet`, the exporter, in its own
-  process, whose peak resident set (VmHWM) is read from /proc until it exits.
-and prints rows/s and MB/s of each (MB: the CSV the server produced, the same bytes for both)
-and the exporter's peak RSS. Targets: exporter >= 1x psql's rate, peak RSS <= 200 MB.
+  process, whose peak resident set (VmHWM) is read from /proc until it exits: once with
+  `--jobs 1` (one day at a time) and once with the default `--jobs`;
+and prints rows/s and MB/s of each (MB: the CSV the server produced, the same bytes for all)
+and the exporter's peak RSS. Targets (the default `--jobs`): exporter >= 1x psql's rate, peak
+RSS <= 200 MB.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import psycopg
 from bench.quote_data import write_quotes
 from scripts.research.catalog import resolve
 from scripts.research.export_days import plan_days
+from scripts.research.exporter import DEFAULT_JOBS
 from scripts.research.query import Filters, select
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +70,7 @@ def run_psql(url: str, script: Path) -> tuple[float, int]:
     return time.perf_counter() - started, total
 
 
-def run_exporter(url: str, out: Path, days: int) -> tuple[float, float]:
+def run_exporter(url: str, out: Path, days: int, jobs: int) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of `python -m scripts.export` in its own process."""
     end = START + timedelta(days=days)
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO_ROOT), "LOG_LEVEL": "WARNING"}
@@ -84,6 +87,8 @@ def run_exporter(url: str, out: Path, days: int) -> tuple[float, float]:
             end.isoformat(),
             "--out",
             str(out),
+            "--jobs",
+            str(jobs),
         ],
         env=env,
         cwd=REPO_ROOT,
@@ -133,18 +138,24 @@ def main(argv: list[str] | None = None) -> int:
         script.write_text(psql_script(url, args.days))
         run_psql(url, script)  # warm the cache so both read from memory
         psql_s, csv_bytes = run_psql(url, script)
-        exp_s, rss_mb = run_exporter(url, work / "out", args.days)
+        one_s, one_mb = run_exporter(url, work / "one", args.days, 1)
+        exp_s, rss_mb = run_exporter(url, work / "out", args.days, DEFAULT_JOBS)
         parquet = sum(p.stat().st_size for p in (work / "out").rglob("*.parquet"))
         mb = csv_bytes / 1e6
         rows = args.rows
-        print(f"{'':30}{'seconds':>9}{'rows/s':>13}{'MB/s (CSV)':>12}")
-        for label, secs in (
-            ("psql \\copy ... (FORMAT csv)", psql_s),
-            ("scripts.export (parquet)", exp_s),
+        print(f"{'':36}{'seconds':>9}{'rows/s':>13}{'MB/s (CSV)':>12}{'peak RSS':>10}")
+        for label, secs, rss in (
+            ("psql \\copy ... (FORMAT csv)", psql_s, None),
+            ("scripts.export (parquet, --jobs 1)", one_s, one_mb),
+            (f"scripts.export (parquet, --jobs {DEFAULT_JOBS})", exp_s, rss_mb),
         ):
-            print(f"{label:30}{secs:9.2f}{rows / secs:13,.0f}{mb / secs:12.1f}")
+            peak = f"{rss:7.0f} MB" if rss is not None else ""
+            print(f"{label:36}{secs:9.2f}{rows / secs:13,.0f}{mb / secs:12.1f}{peak:>10}")
         ratio = psql_s / exp_s
-        print(f"exporter / psql rate: {ratio:.2f}x (target >= {TARGET_RATIO:g}x)")
+        print(
+            f"exporter / psql rate: {ratio:.2f}x with --jobs {DEFAULT_JOBS} "
+            f"(target >= {TARGET_RATIO:g}x), {psql_s / one_s:.2f}x with --jobs 1"
+        )
         print(f"exporter peak RSS: {rss_mb:.0f} MB (target <= {TARGET_RSS_MB:g} MB)")
         print(f"CSV {mb:,.0f} MB -> Parquet (zstd) {parquet / 1e6:,.0f} MB")
     finally:

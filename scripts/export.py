@@ -6,6 +6,7 @@ Parquet (default, zstd) or CSV: `DIR/<table>/date=YYYY-MM-DD/part.<ext>` and
 option quote/trade tables) and the files are Tardis.dev's daily CSV datasets,
 `DIR/deribit_<type>_<date>_OPTIONS.csv.gz` (see scripts/research/tardis.py).
 Resumable: run it again and days already exported with the database's row count are skipped.
+`--jobs N` (default 2) writes N days at once, each over its own connection.
 Exit 0 done, 1 the database cannot be read, 2 bad arguments or settings.
 """
 
@@ -22,13 +23,14 @@ import psycopg
 from scripts.config import EXIT_CONFIG_ERROR, load_settings_or_exit
 from scripts.logs import mask_secrets, setup_logging
 from scripts.research.catalog import CatalogError
-from scripts.research.exporter import ExportRequest, export_table
+from scripts.research.exporter import DEFAULT_JOBS, ExportRequest, export_table
 from scripts.research.query import Filters
 from scripts.research.stream import ReadFailed
 from scripts.research.tardis import export_tardis
 from scripts.runtime import EXIT_FAILURE, EXIT_OK
 
 log = logging.getLogger("scripts.export")
+MAX_JOBS = 16
 
 
 def parse_time(text: str) -> datetime:
@@ -52,7 +54,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--instrument", help="only this instrument (index name for index_prices)")
     parser.add_argument("--format", choices=("parquet", "csv", "tardis"), default="parquet")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        help=f"days written at once, each over its own connection (default {DEFAULT_JOBS}; "
+        "1 is the gentlest on a database the collectors are writing to)",
+    )
     return parser.parse_args(argv)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_JOBS}, not {text!r}")
+    return value
 
 
 def _bad(message: str) -> int:
@@ -80,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with psycopg.connect(settings.database_url, connect_timeout=10, autocommit=True) as conn:
             if args.format == "tardis":
-                manifest = export_tardis(conn, args.table, start, end, args.out, filters)
+                manifest = export_tardis(
+                    conn, args.table, start, end, args.out, filters, jobs=args.jobs
+                )
             else:
-                req = ExportRequest(args.table, start, end, args.out, args.format, filters)
+                req = ExportRequest(
+                    args.table, start, end, args.out, args.format, filters, args.jobs
+                )
                 manifest = export_table(conn, req)
     except CatalogError as exc:
         return _bad(str(exc))

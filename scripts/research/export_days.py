@@ -3,13 +3,22 @@
 A day whose file is already there with the row count the database has for that day (and the
 same filters) is skipped; anything else is written again. A file only ever appears complete:
 it is written as `.<name>.tmp` in the same folder and renamed when closed, so an export killed
-at any point leaves complete days and at most one temp file, which the next run replaces.
+at any point leaves complete days and at most one temp file per lane, which the next run
+replaces.
+
+Days are written `jobs` at a time, each lane over a connection of its own: reading a day
+(the database sending, the driver decoding) and compressing another overlap on a NAS's cores.
+A lane that fails cancels the others at their next batch, and the first error is raised.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +27,7 @@ from typing import Any
 import psycopg
 
 from scripts.research.manifest import base_manifest, read_manifest, write_manifest
-from scripts.research.progress import Progress
+from scripts.research.progress import Cancelled, Progress
 
 # (conn, window start, window end, temp path, progress) -> rows written
 DayWriter = Callable[[psycopg.Connection, datetime | None, datetime | None, Path, Progress], int]
@@ -57,6 +66,8 @@ class DayJob:
     write: DayWriter
     count: DayCounter
     file_rows: FileRows
+    # Another connection to the same database, for a parallel lane (closed by the lane).
+    connect: Callable[[], AbstractContextManager[psycopg.Connection]] | None = None
 
 
 def run_days(
@@ -65,35 +76,96 @@ def run_days(
     plans: list[DayPlan],
     manifest: dict[str, Any],
     progress: Progress,
+    *,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Exports every planned day; returns the manifest (also written after each day)."""
+    """Exports every planned day, `jobs` at a time; returns the manifest (also written after
+    each day, its days in date order)."""
     previous = read_manifest(job.folder).get("days", {})
     same_filters = read_manifest(job.folder).get("filters") == manifest.get("filters")
-    for plan in plans:
-        rel_path = job.file_name(plan)
-        path = job.folder / rel_path
-        entry = _existing(conn, job, plan, path, previous.get(plan.label), same_filters)
-        if entry is not None:
-            progress.day_done(plan.label, entry["rows"], entry["bytes"], skipped=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f".{path.name}.tmp"
-            rows = job.write(conn, plan.start, plan.end, tmp, progress)
-            if rows:
-                os.replace(tmp, path)
-                size = path.stat().st_size
-            else:
-                tmp.unlink(missing_ok=True)
-                path.unlink(missing_ok=True)
-                size = 0
-            entry = {"rows": rows, "bytes": size, "file": rel_path if rows else None}
-            progress.day_done(plan.label, rows, size, skipped=False)
+    lock = threading.Lock()
+
+    def record(plan: DayPlan, entry: dict[str, Any]) -> None:
         entry["start"] = plan.start.isoformat() if plan.start else None
         entry["end"] = plan.end.isoformat() if plan.end else None
-        manifest["days"][plan.label] = entry
-        manifest["rows"] = sum(d["rows"] for d in manifest["days"].values())
-        write_manifest(job.folder, manifest)
+        with lock:
+            manifest["days"][plan.label] = entry
+            manifest["days"] = dict(sorted(manifest["days"].items()))
+            manifest["rows"] = sum(d["rows"] for d in manifest["days"].values())
+            write_manifest(job.folder, manifest)
+
+    pending = []
+    for plan in plans:
+        path = job.folder / job.file_name(plan)
+        entry = _existing(conn, job, plan, path, previous.get(plan.label), same_filters)
+        if entry is None:
+            pending.append(plan)
+        else:
+            progress.day_done(plan.label, entry["rows"], entry["bytes"], skipped=True)
+            record(plan, entry)
+    lanes = min(jobs, len(pending))
+    if lanes <= 1 or job.connect is None:
+        for plan in pending:
+            record(plan, _write_day(conn, job, plan, progress))
+    else:
+        _in_lanes(job, pending, lanes, record, progress)
     return manifest
+
+
+def _write_day(
+    conn: psycopg.Connection, job: DayJob, plan: DayPlan, progress: Progress
+) -> dict[str, Any]:
+    """Writes one day's file (temp file, then renamed); its manifest entry."""
+    rel_path = job.file_name(plan)
+    path = job.folder / rel_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    rows = job.write(conn, plan.start, plan.end, tmp, progress)
+    if rows:
+        os.replace(tmp, path)
+        size = path.stat().st_size
+    else:
+        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        size = 0
+    progress.day_done(plan.label, rows, size, skipped=False)
+    return {"rows": rows, "bytes": size, "file": rel_path if rows else None}
+
+
+def _in_lanes(
+    job: DayJob,
+    plans: list[DayPlan],
+    lanes: int,
+    record: Callable[[DayPlan, dict[str, Any]], None],
+    progress: Progress,
+) -> None:
+    """Writes `plans` over `lanes` connections, each lane taking the next day when done."""
+    assert job.connect is not None
+    todo: queue.SimpleQueue[DayPlan] = queue.SimpleQueue()
+    for plan in plans:
+        todo.put(plan)
+
+    def lane() -> None:
+        assert job.connect is not None
+        with job.connect() as conn:
+            while not progress.cancelled:
+                try:
+                    plan = todo.get_nowait()
+                except queue.Empty:
+                    return
+                record(plan, _write_day(conn, job, plan, progress))
+
+    with ThreadPoolExecutor(lanes, thread_name_prefix="export-lane") as pool:
+        futures = [pool.submit(lane) for _ in range(lanes)]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:  # a lane failed, or Ctrl-C while waiting: the others stop at their next batch
+            if not all(f.done() and f.exception() is None for f in futures):
+                progress.cancel()
+        errors = [e for f in futures if (e := f.exception()) is not None]
+    real = [e for e in errors if not isinstance(e, Cancelled)]
+    if real or errors:
+        raise (real or errors)[0]
 
 
 def _existing(

@@ -26,10 +26,11 @@ from scripts.research.export_days import DayJob, DayPlan, plan_days, run_days
 from scripts.research.manifest import base_manifest
 from scripts.research.progress import Progress
 from scripts.research.query import Filters, check_filters, select
-from scripts.research.stream import ArrowSource, copy_out, session_utc
+from scripts.research.stream import ArrowSources, connection_like, copy_out, session_utc
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 128_000  # rows per Parquet row group: ~10-20 MB in memory for the widest tables
+DEFAULT_JOBS = 2  # days written at once: reading one overlaps compressing another
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class ExportRequest:
     out: Path
     fmt: str = "parquet"  # parquet | csv
     filters: Filters = field(default_factory=Filters)
+    jobs: int = DEFAULT_JOBS
 
 
 def estimate_rows(conn: psycopg.Connection, query: sql.Composed, params: list[Any]) -> int | None:
@@ -54,7 +56,7 @@ def estimate_rows(conn: psycopg.Connection, query: sql.Composed, params: list[An
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def parquet_writer(rel: Relation, filters: Filters, source: ArrowSource) -> Any:
+def parquet_writer(rel: Relation, filters: Filters, sources: ArrowSources) -> Any:
     def write(
         conn: psycopg.Connection,
         lo: datetime | None,
@@ -74,7 +76,7 @@ def parquet_writer(rel: Relation, filters: Filters, source: ArrowSource) -> Any:
             compression_level=1,  # zstd's fastest: most of the ratio for a fraction of the CPU
             use_dictionary=strings,  # names repeat; floats rarely do (trying costs time)
         ) as writer:
-            for batch, read in source.batches(rel, query, params):
+            for batch, read in sources.of(conn).batches(rel, query, params):
                 group.append(batch)
                 if sum(b.num_rows for b in group) >= ROW_GROUP_ROWS:
                     writer.write_table(pa.Table.from_batches(group, schema=rel.schema))
@@ -140,17 +142,18 @@ def export_table(conn: psycopg.Connection, req: ExportRequest, *, tty: bool | No
         def name(plan: DayPlan) -> str:
             return f"date={plan.label}/part.{ext}"
 
-    source = ArrowSource(conn)
+    sources = ArrowSources()
     job = DayJob(
         folder=req.out / rel.name,
         file_name=name,
         write=(
-            parquet_writer(rel, req.filters, source)
+            parquet_writer(rel, req.filters, sources)
             if ext == "parquet"
             else csv_writer(rel, req.filters)
         ),
         count=counter(rel, req.filters),
         file_rows=parquet_rows if ext == "parquet" else (lambda _p: None),
+        connect=lambda: connection_like(conn),
     )
     start = req.start if rel.time_column else None
     end = req.end if rel.time_column else None
@@ -170,7 +173,7 @@ def export_table(conn: psycopg.Connection, req: ExportRequest, *, tty: bool | No
     )
     manifest["time_column"] = rel.time_column
     try:
-        return run_days(conn, job, plans, manifest, progress)
+        return run_days(conn, job, plans, manifest, progress, jobs=req.jobs)
     finally:
-        source.close()
+        sources.close()
         progress.close()

@@ -1,15 +1,24 @@
-"""Progress of an export: a tqdm bar (rows, bytes, ETA) on a terminal, log lines otherwise."""
+"""Progress of an export: a tqdm bar (rows, bytes, ETA) on a terminal, log lines otherwise.
+
+Shared by the lanes of a parallel export (one lock), and the way to stop them: after
+`cancel()`, the next `advance` of every lane raises `Cancelled`.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
 log = logging.getLogger("scripts.export")
 
 LOG_EVERY_S = 10.0
+
+
+class Cancelled(Exception):
+    """Another lane of the export failed, or the user interrupted it."""
 
 
 class Progress:
@@ -38,28 +47,37 @@ class Progress:
             est = f", about {estimated_rows:,} rows (planner estimate)" if estimated_rows else ""
             log.info("%s: export started%s", label, est)
         self.estimated_rows = estimated_rows
+        self._lock = threading.Lock()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
     def advance(self, rows: int, nbytes: int) -> None:
-        self.rows += rows
-        self.bytes += nbytes
-        if self._bar is not None:
-            self._bar.update(rows)
-            self._bar.set_postfix_str(f"{self.bytes / 1e6:,.1f} MB read", refresh=False)
-            return
-        now = time.monotonic()
-        if now - self._last_log >= LOG_EVERY_S:
-            self._last_log = now
-            log.info("%s: %s", self.label, self._summary(now))
+        if self.cancelled:
+            raise Cancelled
+        with self._lock:
+            self.rows += rows
+            self.bytes += nbytes
+            if self._bar is not None:
+                self._bar.update(rows)
+                self._bar.set_postfix_str(f"{self.bytes / 1e6:,.1f} MB read", refresh=False)
+                return
+            now = time.monotonic()
+            if now - self._last_log >= LOG_EVERY_S:
+                self._last_log = now
+                log.info("%s: %s", self.label, self._summary(now))
 
     def day_done(self, day: str, rows: int, nbytes: int, skipped: bool) -> None:
-        if self._bar is not None:
+        with self._lock:
+            if self._bar is not None:
+                if skipped:
+                    self._bar.update(rows)
+                return
+            what = "already exported, skipped" if skipped else "written"
+            log.info("%s %s: %s rows, %.1f MB %s", self.label, day, f"{rows:,}", nbytes / 1e6, what)
             if skipped:
-                self._bar.update(rows)
-            return
-        what = "already exported, skipped" if skipped else "written"
-        log.info("%s %s: %s rows, %.1f MB %s", self.label, day, f"{rows:,}", nbytes / 1e6, what)
-        if skipped:
-            self.rows += rows
+                self.rows += rows
 
     def _summary(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)

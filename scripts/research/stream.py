@@ -16,6 +16,7 @@ through COPY only for a statement without bind parameters.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from scripts.logs import mask_secrets
 from scripts.research.catalog import Relation
 
-BATCH_BYTES = 8 << 20  # the driver's batch size hint: memory per batch, not per day
+BATCH_BYTES = 4 << 20  # the driver's batch size hint: memory per batch, not per day
 PREFETCH_BATCHES = 2
 APPLICATION_NAME = "chaintape-export"
 # What session_utc sets, for the columns read as text (a timestamp, an interval).
@@ -129,6 +130,28 @@ class ArrowSource:
                 self.close()
 
 
+class ArrowSources:
+    """One ArrowSource per psycopg connection (per lane of a parallel export), closed together."""
+
+    def __init__(self) -> None:
+        # id(conn) -> (conn, its source): holding conn keeps its id from being reused
+        self._by_conn: dict[int, tuple[psycopg.Connection, ArrowSource]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, conn: psycopg.Connection) -> ArrowSource:
+        with self._lock:
+            held = self._by_conn.get(id(conn))
+            if held is None:
+                held = self._by_conn[id(conn)] = (conn, ArrowSource(conn))
+            return held[1]
+
+    def close(self) -> None:
+        with self._lock:
+            for _conn, source in self._by_conn.values():
+                source.close()
+            self._by_conn.clear()
+
+
 class Prefetch:
     """Reads the next batches in a thread while the caller writes the previous ones.
 
@@ -207,6 +230,16 @@ def record_batches(
     """(batch, Arrow bytes read so far) for one query, over a connection of its own."""
     with ArrowSource(conn) as source:
         yield from source.batches(rel, query, params)
+
+
+@contextlib.contextmanager
+def connection_like(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Another autocommit connection to `conn`'s database, as the same user, in `session_utc`."""
+    with psycopg.connect(
+        conn.info.dsn, password=conn.info.password, connect_timeout=10, autocommit=True
+    ) as other:
+        session_utc(other)
+        yield other
 
 
 def session_utc(conn: psycopg.Connection) -> None:

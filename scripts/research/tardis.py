@@ -42,7 +42,7 @@ from scripts.research.exporter import estimate_rows
 from scripts.research.manifest import base_manifest
 from scripts.research.progress import Progress
 from scripts.research.query import Filters
-from scripts.research.stream import copy_out, session_utc
+from scripts.research.stream import connection_like, copy_out, session_utc
 
 EXCHANGE = "deribit"
 GROUPED_SYMBOL = "OPTIONS"
@@ -156,6 +156,7 @@ def export_tardis(
     out: Path,
     filters: Filters,
     *,
+    jobs: int = 1,
     tty: bool | None = None,
 ) -> dict[str, Any]:
     kind = data_type(table)
@@ -200,6 +201,7 @@ def export_tardis(
         write=write,
         count=count,
         file_rows=lambda _p: None,
+        connect=lambda: connection_like(conn),
     )
     plans: list[DayPlan] = plan_days(start, end)
     progress = Progress(f"tardis {kind}", estimate_rows(conn, query, params(start, end)), tty=tty)
@@ -213,6 +215,6 @@ def export_tardis(
         columns=[{"name": h} for h in HEADERS[kind]],
     )
     try:
-        return run_days(conn, job, plans, manifest, progress)
+        return run_days(conn, job, plans, manifest, progress, jobs=jobs)
     finally:
         progress.close()
