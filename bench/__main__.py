@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--copy-rows", type=int, default=None, help="rows of the raw COPY baseline")
     p.add_argument("--flush-interval-ms", type=int, default=None)
     p.add_argument("--profile", type=Path, default=None, help="cProfile the collector to FILE")
+    p.add_argument(
+        "--without-ivs",
+        action="store_true",
+        help="run the collector without the quote rows' forward and bid/ask IVs "
+        "(an A/B of their cost; bench.without_ivs)",
+    )
     return p.parse_args(argv)
 
 
@@ -75,6 +81,8 @@ def config_from(args: argparse.Namespace, env: dict[str, str]) -> BenchConfig:
         overrides["rates"] = tuple(float(r) for r in args.rates.split(","))
     if args.profile is not None:
         overrides["profile"] = args.profile.resolve()
+    if args.without_ivs:
+        overrides["without_ivs"] = True
     if env.get("DATABASE_URL"):
         overrides["database_url"] = env["DATABASE_URL"]
     if args.quick:

@@ -73,9 +73,13 @@ class CollectorProcess:
 
     @classmethod
     async def start(
-        cls, env: dict[str, str], log_path: Path, profile: Path | None = None
+        cls,
+        env: dict[str, str],
+        log_path: Path,
+        profile: Path | None = None,
+        module: str | None = None,
     ) -> CollectorProcess:
-        args = ["-m", COLLECTOR_MODULE]
+        args = ["-m", module or COLLECTOR_MODULE]
         if profile is not None:
             args = ["-m", "cProfile", "-o", str(profile), *args]
         full_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}

@@ -430,7 +430,8 @@ def render_text(res: Results) -> str:
         f"{m.get('options', '?')} options, {m.get('cpus', '?')} CPUs, TimescaleDB "
         f"{m.get('edition', '?')} edition, FLUSH_INTERVAL_MS={m.get('flush_interval_ms')}, "
         f"{m.get('elapsed_s', 0):.0f} s, load average {m.get('loadavg_start')} at start, "
-        f"{m.get('loadavg_end')} at end",
+        f"{m.get('loadavg_end')} at end"
+        + ("" if m.get("quote_ivs", True) else ", WITHOUT the quote IVs (--without-ivs)"),
         "",
         *render_steps(res),
         "",

@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from bench import baselines, procstat, storage
+from bench import baselines, procs, procstat, storage
 from bench.lag import LagProbe
 from bench.procs import CollectorProcess, ExchangeProcess
 from bench.steps import Meter, StepResult, evaluate
@@ -55,6 +55,7 @@ class BenchConfig:
     snapshot_interval_s: float | None = None
     database_url: str | None = None
     profile: Path | None = None
+    without_ivs: bool = False  # the collector without quote IV enrichment (bench.without_ivs)
 
     @classmethod
     def quick_settings(cls, **overrides: Any) -> BenchConfig:
@@ -92,6 +93,7 @@ async def run_benchmark(cfg: BenchConfig) -> Results:
         "book_rate_hz": cfg.book_rate_hz,
         "currency": CURRENCY,
         "loadavg_start": _loadavg(),
+        "quote_ivs": not cfg.without_ivs,
     }
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
@@ -225,7 +227,10 @@ async def _collector_phases(
 ) -> None:
     env = collector_env(cfg, url, exchange, workdir / "spool")
     try:
-        collector = await CollectorProcess.start(env, workdir / "collector.log", cfg.profile)
+        module = "bench.without_ivs" if cfg.without_ivs else procs.COLLECTOR_MODULE
+        collector = await CollectorProcess.start(
+            env, workdir / "collector.log", cfg.profile, module
+        )
     except Exception as exc:
         res.missing.append(f"the collector did not start: {exc!r}")
         return

@@ -77,6 +77,38 @@ async def test_tiny_benchmark_reports_every_figure(
     assert "Apache edition" in text or not apache
     decoded = orjson.loads(orjson.dumps(to_json(res)))
     assert [f["key"] for f in decoded["figures"]] == keys
+    assert res.meta["quote_ivs"] and "WITHOUT the quote IVs" not in text
+    assert _quotes_with_ivs(database_url) > 0  # the collector as in production
+
+
+def _quotes_with_ivs(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE underlying_price IS NOT NULL"
+            " OR bid_iv IS NOT NULL OR ask_iv IS NOT NULL) FROM btc_option_quotes"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.timeout(300)
+async def test_without_ivs_the_collector_stores_quotes_without_forwards_or_ivs(
+    database_url: str,
+) -> None:
+    """`--without-ivs` (the A/B of what the IVs cost) leaves out only the flush-time
+    enrichment: the quotes are stored, with NULL forward and IVs, and the report says so."""
+    args = benchmark.parse_args(["--quick", "--without-ivs"])
+    assert benchmark.config_from(args, {}).without_ivs
+
+    res = await run_benchmark(
+        BenchConfig.quick_settings(database_url=database_url, without_ivs=True, **TINY)
+    )
+
+    assert res.missing == [], res.missing
+    assert res.steps and (res.steps[0][1].committed_msgs_s or 0) > 0
+    assert not res.meta["quote_ivs"]
+    assert "WITHOUT the quote IVs (--without-ivs)" in render_text(res)
+    assert _quotes_with_ivs(database_url) == 0
 
 
 @pytest.mark.timeout(300)
