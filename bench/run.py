@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from bench import baselines, procs, procstat, storage
+from bench import baselines, procstat, storage
 from bench.lag import LagProbe
 from bench.procs import CollectorProcess, ExchangeProcess
 from bench.steps import Meter, StepResult, evaluate
@@ -227,7 +227,7 @@ async def _collector_phases(
 ) -> None:
     env = collector_env(cfg, url, exchange, workdir / "spool")
     try:
-        module = "bench.without_ivs" if cfg.without_ivs else procs.COLLECTOR_MODULE
+        module = "bench.without_ivs" if cfg.without_ivs else None  # None: the collector
         collector = await CollectorProcess.start(
             env, workdir / "collector.log", cfg.profile, module
         )

@@ -81,8 +81,9 @@ def run_days(
 ) -> dict[str, Any]:
     """Exports every planned day, `jobs` at a time; returns the manifest (also written after
     each day, its days in date order)."""
-    previous = read_manifest(job.folder).get("days", {})
-    same_filters = read_manifest(job.folder).get("filters") == manifest.get("filters")
+    before = read_manifest(job.folder)
+    previous = before.get("days", {})
+    same_filters = before.get("filters") == manifest.get("filters")
     lock = threading.Lock()
 
     def record(plan: DayPlan, entry: dict[str, Any]) -> None:
@@ -108,7 +109,7 @@ def run_days(
         for plan in pending:
             record(plan, _write_day(conn, job, plan, progress))
     else:
-        _in_lanes(job, pending, lanes, record, progress)
+        _in_lanes(job, job.connect, pending, lanes, record, progress)
     return manifest
 
 
@@ -134,20 +135,19 @@ def _write_day(
 
 def _in_lanes(
     job: DayJob,
+    connect: Callable[[], AbstractContextManager[psycopg.Connection]],
     plans: list[DayPlan],
     lanes: int,
     record: Callable[[DayPlan, dict[str, Any]], None],
     progress: Progress,
 ) -> None:
     """Writes `plans` over `lanes` connections, each lane taking the next day when done."""
-    assert job.connect is not None
     todo: queue.SimpleQueue[DayPlan] = queue.SimpleQueue()
     for plan in plans:
         todo.put(plan)
 
     def lane() -> None:
-        assert job.connect is not None
-        with job.connect() as conn:
+        with connect() as conn:
             while not progress.cancelled:
                 try:
                     plan = todo.get_nowait()
